@@ -1,0 +1,1 @@
+"""FastAPI callback service: starts authorization flows, receives callbacks, stores tokens."""

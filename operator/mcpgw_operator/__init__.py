@@ -1,0 +1,1 @@
+"""Kopf operator that reconciles MCPGateway objects and the shared callback service."""
