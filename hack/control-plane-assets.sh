@@ -55,9 +55,17 @@ fi
 mkdir -p "$ASSETS"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}" CGO_ENABLED=0
 
+check_go() {
+  need go "install Go 1.21 or newer (it fetches the toolchain Kubernetes needs), or set KUBEBUILDER_ASSETS"
+  local v
+  v="$(go env GOVERSION | sed 's/^go//')"
+  [[ "$(printf '%s\n1.21\n' "$v" | sort -V | head -1)" == "1.21" ]] \
+    || die "Go $v is too old; install Go 1.21 or newer, or set KUBEBUILDER_ASSETS"
+}
+
 build_kubernetes() {
   [[ -x "$ASSETS/kube-apiserver" && -x "$ASSETS/kube-controller-manager" ]] && { say "kube-apiserver $K8S_VERSION: cached"; return; }
-  need go "install Go (apt-get install golang, or the toolchain your distribution ships)"
+  check_go
   say "kube-apiserver and kube-controller-manager $K8S_VERSION: building from the Go module proxy (cold: several minutes)"
   local work="$CACHE_ROOT/build/k8s-$K8S_VERSION" staging="v0${K8S_VERSION#v1}"
   mkdir -p "$work"
@@ -90,7 +98,7 @@ build_kubernetes() {
 
 build_etcd() {
   [[ -x "$ASSETS/etcd" ]] && { say "etcd $ETCD_VERSION: cached"; return; }
-  need go "install Go"
+  check_go
   say "etcd $ETCD_VERSION: building from the Go module proxy"
   local work="$CACHE_ROOT/build/etcd-$ETCD_VERSION"
   mkdir -p "$work"

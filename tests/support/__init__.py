@@ -1,0 +1,1 @@
+"""Launchers of the real parts that tests and the dev environment run."""
