@@ -113,7 +113,12 @@ def _start_oidc(port: int) -> tuple[ManagedProcess, str]:
         )
     ensure_port_free(port, "the demo authorization server", "stop it or set MCPGW_DEV_OIDC_PORT")
     issuer = f"http://127.0.0.1:{port}/demo"
-    env = {**os.environ, "PORT": str(port), "ISSUER": issuer}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "OIDC_PEER_HOST": "127.0.0.1",
+        "OIDC_PEER_ISSUER_PATH": "/demo",
+    }
     proc = ManagedProcess(
         name="oidc-provider",
         argv=[node, str(PEER_DIR / "server.mjs")],

@@ -81,6 +81,17 @@ class Reason:
     REFRESH_FAILED: Final = "RefreshFailed"
     TOKEN_EXCHANGE_FAILED: Final = "TokenExchangeFailed"
 
+    # Callback service requests (HTTP answers, logs and metrics; not condition reasons)
+    UNAUTHENTICATED: Final = "Unauthenticated"
+    UNTRUSTED_PROXY: Final = "UntrustedProxy"
+    GATEWAY_NOT_FOUND: Final = "GatewayNotFound"
+    CLIENT_NOT_REGISTERED: Final = "ClientNotRegistered"
+    CLIENT_CHANGED: Final = "ClientChanged"
+    ACCESS_DENIED: Final = "AccessDenied"
+    AUTHORIZATION_CODE_MISSING: Final = "AuthorizationCodeMissing"
+    KUBERNETES_UNAVAILABLE: Final = "KubernetesUnavailable"
+    TOKEN_STORE_FAILED: Final = "TokenStoreFailed"
+
 
 class StateRejection:
     """Why the callback service refused a `state` parameter (metrics label and error reason)."""

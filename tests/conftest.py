@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.control_plane import ControlPlane, default_workdir, find_assets
+from tests.support.accounts import service_account_kubeconfig
+from tests.support.control_plane import REPO, ControlPlane, default_workdir, find_assets
+from tests.support.oidc_peer import OIDCPeer, start_oidc_peer
+from tests.support.operator_process import OPERATOR_SA, SYSTEM_NAMESPACE, install_operator_rbac
 
 _counter = itertools.count()
 
@@ -41,3 +44,23 @@ def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> It
     assert created.returncode == 0, created.stderr
     yield name
     control_plane.kubectl_run("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(scope="session")
+def oidc_peer() -> Iterator[OIDCPeer]:
+    """The shared authorization server: anonymous DCR, issuer with a path (/tenant-a)."""
+    with start_oidc_peer() as peer:
+        yield peer
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(control_plane: ControlPlane, workdir: Path) -> Path:
+    """A kubeconfig for the operator's ServiceAccount, bound by the chart's own RBAC."""
+    install_operator_rbac(control_plane)
+    control_plane.kubectl_run("apply", "--server-side", "-f", str(REPO / "crds"))
+    control_plane.kubectl_run(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/mcpgateways.mcpgw.dev"
+    )
+    return service_account_kubeconfig(
+        control_plane, SYSTEM_NAMESPACE, OPERATOR_SA, workdir / "operator.kubeconfig"
+    )

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from mcpgw_operator.crd import DEFAULT_PATH
 
+from mcpgw_operator.crd import DEFAULT_PATH
 from tests.support.control_plane import REPO, ControlPlane
 
 pytestmark = pytest.mark.integration

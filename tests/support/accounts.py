@@ -22,7 +22,7 @@ def service_account_kubeconfig(
     controller-manager, so this works on the bare API server too.
     """
     created = cp.kubectl_run("create", "serviceaccount", name, "-n", namespace)
-    if created.returncode != 0 and "AlreadyExists" not in created.stderr:
+    if created.returncode != 0 and "already exists" not in created.stderr.lower():
         raise SetupError(f"creating ServiceAccount {namespace}/{name} failed: {created.stderr}")
     minted = cp.kubectl_run("create", "token", name, "-n", namespace, "--duration", duration)
     if minted.returncode != 0:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+from mcpgw_core.api import Condition, ConditionStatus, ConditionType, Reason, to_wire
 from mcpgw_operator.conditions import (
     AWAITING_AUTHORIZATION_MESSAGE,
     READY_MESSAGE,
@@ -20,8 +22,6 @@ from mcpgw_operator.conditions import (
     summarize_ready,
     transitions,
 )
-
-from mcpgw_core.api import Condition, ConditionStatus, ConditionType, Reason, to_wire
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=7)

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 import yaml
-from mcpgw_operator import crd
-from mcpgw_operator.api_reference import api_reference_markdown
-from mcpgw_operator.crd_schema import SchemaConversionError, structural_schema, walk
 from pydantic import BaseModel
 
 from mcpgw_core.api import ConditionType
+from mcpgw_operator import crd
+from mcpgw_operator.api_reference import api_reference_markdown
+from mcpgw_operator.crd_schema import SchemaConversionError, structural_schema, walk
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = REPO_ROOT / crd.DEFAULT_PATH

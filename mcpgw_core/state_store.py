@@ -1,0 +1,197 @@
+"""The shared Redis store of in-flight authorization flows: one record per state, single use.
+
+Keys are `<prefix>flow:{<sha256(nonce)>}`: the nonce travels in the `state`, but a key read out of
+Redis (or its logs) gives neither the nonce nor, without the HMAC key, a usable state.
+
+Round trips: `create` is one `SET key value EX ttl NX`; `consume` is one Lua script that does
+GETDEL and, on success, writes the tombstone `<prefix>consumed:{<sha256(nonce)>}` atomically. So a
+flow costs exactly two round trips. The tombstone lets a second use report `StateReplayed` (the
+user refreshed the callback page, or an attacker replays a leaked URL) while a record that was
+never stored, expired, or was lost with a Redis restart reports `StateUnknown`. Expiry proper is
+decided before Redis from the state's signed issue time (`mcpgw_core.state`); the record lives
+`expiry_grace` seconds longer than the state so that a state accepted at the last moment still
+finds its record.
+
+Redis unreachable, timing out or refusing writes raises `StateStoreUnavailable` (fail closed):
+there is no in-process fallback, since another replica could never see such a record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from mcpgw_core.api import Reason, StateRejection
+from mcpgw_core.errors import OAuthError
+from mcpgw_core.state import StateRejected
+
+DEFAULT_KEY_PREFIX: Final = "mcpgw:"
+DEFAULT_TOMBSTONE_TTL_SECONDS: Final = 600
+DEFAULT_EXPIRY_GRACE_SECONDS: Final = 5
+DEFAULT_REDIS_TIMEOUT_SECONDS: Final = 2.0
+
+# KEYS[1] = record, KEYS[2] = tombstone; ARGV[1] = tombstone TTL.
+# Returns {1, record} when consumed now, {2} when consumed before, {0} when never seen.
+_CONSUME_SCRIPT: Final = """
+local record = redis.call('GETDEL', KEYS[1])
+if record then
+  redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+  return {1, record}
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return {2}
+end
+return {0}
+"""
+
+
+class StateStoreUnavailable(OAuthError):
+    """Redis could not be used; the flow fails closed with `StateStoreUnreachable`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(Reason.STATE_STORE_UNREACHABLE, message, retryable=True)
+
+
+class FlowRecord(BaseModel):
+    """What the callback needs to finish a flow another replica may have started."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Not stored: it is the key's preimage and arrives with the state.
+    nonce: str = Field(exclude=True)
+    gateway: str
+    user: str
+    code_verifier: str = Field(repr=False)
+    redirect_uri: str
+    client_id: str
+    created_at: float
+    resource: str | None = None
+    scope: str | None = None
+
+
+class StateStore:
+    """Create and atomically consume flow records in a shared Redis."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        key_prefix: str = DEFAULT_KEY_PREFIX,
+        tombstone_ttl: int = DEFAULT_TOMBSTONE_TTL_SECONDS,
+        expiry_grace: int = DEFAULT_EXPIRY_GRACE_SECONDS,
+    ) -> None:
+        self._redis = redis
+        self._prefix = key_prefix
+        self._tombstone_ttl = tombstone_ttl
+        self._expiry_grace = expiry_grace
+        self._consume = redis.register_script(_CONSUME_SCRIPT)
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, timeout: float = DEFAULT_REDIS_TIMEOUT_SECONDS, **options: Any
+    ) -> StateStore:
+        """A store with its own client: bounded timeouts and no silent command retries."""
+        client = aioredis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # A retried consume whose first attempt did run would report a false replay; let the
+            # caller fail closed and the user start again instead.
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=30,
+            # RESP2 parses ~10% faster in pure Python, and nothing here needs RESP3 types.
+            protocol=2,
+        )
+        return cls(client, **options)
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self._redis
+
+    async def create(self, record: FlowRecord, ttl: float) -> None:
+        """Store `record` for `ttl` seconds (plus the grace); refuses to overwrite a live one."""
+        key = self._key("flow:", record.nonce)
+        try:
+            stored = await self._redis.set(
+                key,
+                record.model_dump_json(),
+                ex=math.ceil(ttl) + self._expiry_grace,
+                nx=True,
+            )
+        except RedisError as exc:
+            raise _unavailable(exc) from exc
+        if not stored:
+            # 128 random bits never collide; this means a caller reused a nonce.
+            raise ValueError("a flow record for this nonce already exists")
+
+    async def consume(self, nonce: str) -> FlowRecord:
+        """Take the record for `nonce` out of Redis, exactly once, or raise `StateRejected`."""
+        try:
+            reply = await self._consume(
+                keys=[self._key("flow:", nonce), self._key("consumed:", nonce)],
+                args=[self._tombstone_ttl],
+            )
+        except RedisError as exc:
+            raise _unavailable(exc) from exc
+        outcome = reply[0] if isinstance(reply, list) and reply else None
+        if outcome == 1 and len(reply) == 2:
+            return _decode(nonce, reply[1])
+        if outcome == 2:
+            raise StateRejected(
+                StateRejection.REPLAYED,
+                "state was already used (callback opened twice, or replayed)",
+            )
+        if outcome == 0:
+            raise StateRejected(
+                StateRejection.UNKNOWN,
+                "no flow for this state (never stored, expired, or the store lost it)",
+            )
+        raise StateStoreUnavailable("the state store gave an unexpected answer")
+
+    async def ping(self) -> None:
+        """Raise `StateStoreUnavailable` unless Redis answers (for readiness probes)."""
+        try:
+            await self._redis.ping()
+        except RedisError as exc:
+            raise _unavailable(exc) from exc
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+    def record_key(self, nonce: str) -> str:
+        """The Redis key of the record for `nonce` (for diagnostics and tests)."""
+        return self._key("flow:", nonce)
+
+    def _key(self, kind: str, nonce: str) -> str:
+        # The braces are a Redis Cluster hash tag: record and tombstone share a slot, as a script
+        # touching both requires.
+        return f"{self._prefix}{kind}{{{hashlib.sha256(nonce.encode('utf-8')).hexdigest()}}}"
+
+
+def _decode(nonce: str, raw: object) -> FlowRecord:
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError("record is not an object")
+        return FlowRecord.model_validate({**data, "nonce": nonce})
+    except (ValueError, TypeError, ValidationError):
+        # Chaining would put the validation error, which quotes the code_verifier, in tracebacks.
+        raise StateRejected(
+            StateRejection.UNKNOWN, "the stored flow record is unreadable"
+        ) from None
+
+
+def _unavailable(exc: RedisError) -> StateStoreUnavailable:
+    # Class names only: redis-py messages carry host names, ports and sometimes the command.
+    return StateStoreUnavailable(
+        f"Redis is unreachable or refused the command ({type(exc).__name__})"
+    )

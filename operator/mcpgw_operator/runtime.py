@@ -1,0 +1,58 @@
+"""The operator's long-lived clients, built at start-up and closed at clean-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+import kopf
+
+from mcpgw_core.discovery import MetadataCache
+from mcpgw_core.http import build_client
+from mcpgw_core.kube import Kube
+from mcpgw_operator.events import EventSink
+from mcpgw_operator.reconcile import Reconciler
+from mcpgw_operator.settings import OperatorSettings, get_settings
+
+
+@dataclass
+class Runtime:
+    settings: OperatorSettings
+    kube: Kube
+    http: httpx.AsyncClient
+    events: EventSink
+    reconciler: Reconciler
+    last_full_pass: dict[str, datetime] = field(default_factory=dict)
+
+
+_runtime: Runtime | None = None
+
+
+def get() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("the operator runtime is not started")
+    return _runtime
+
+
+@kopf.on.startup()
+async def start(**_: Any) -> None:
+    global _runtime
+    settings = get_settings()
+    kube = Kube.from_env()
+    http = build_client(timeout=settings.http_timeout_seconds)
+    events = EventSink(kube)
+    cache = MetadataCache(ttl=settings.discovery_cache_seconds)
+    _runtime = Runtime(
+        settings, kube, http, events, Reconciler(kube, http, settings, cache, events)
+    )
+
+
+@kopf.on.cleanup()
+async def stop(**_: Any) -> None:
+    global _runtime
+    if _runtime is not None:
+        await _runtime.http.aclose()
+        await _runtime.kube.aclose()
+        _runtime = None
