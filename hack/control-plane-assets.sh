@@ -150,7 +150,7 @@ build_kubernetes
 build_etcd
 fetch_kubectl_helm
 "$ASSETS/kube-apiserver" --version >&2
-"$ASSETS/etcd" --version | head -1 >&2
-"$ASSETS/kubectl" version --client 2>/dev/null | head -1 >&2
+"$ASSETS/etcd" --version | sed -n 1p >&2
+"$ASSETS/kubectl" version --client 2>/dev/null | sed -n 1p >&2
 "$ASSETS/helm" version --short >&2
 echo "$ASSETS"

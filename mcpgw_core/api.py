@@ -68,6 +68,7 @@ class Reason:
     CLIENT_SECRET_MISSING: Final = "ClientSecretMissing"
     CLIENT_SECRET_EXPIRED: Final = "ClientSecretExpired"
     REDIRECT_URI_MISMATCH: Final = "RedirectURIMismatch"
+    REGISTRATION_DELETE_FAILED: Final = "RegistrationDeleteFailed"
     REGISTRATION_NOT_FOUND: Final = "RegistrationNotFound"
     TOKEN_ENDPOINT_AUTH_METHOD_UNSUPPORTED: Final = "TokenEndpointAuthMethodUnsupported"
 

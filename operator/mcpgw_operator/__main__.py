@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Every request to the API server and the AS would be an INFO line; keep the log useful.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = get_settings()
     asyncio.run(
         kopf.operator(

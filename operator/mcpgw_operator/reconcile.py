@@ -13,26 +13,32 @@ import httpx
 from pydantic import ValidationError
 
 from mcpgw_core.api import (
+    GROUP,
     ClientStatus,
     ConditionStatus,
     ConditionType,
+    DeletionPolicy,
     MCPGatewaySpec,
     MCPGatewayStatus,
     Reason,
     RegistrationMode,
+    to_wire,
 )
 from mcpgw_core.discovery import Discovery, MetadataCache
 from mcpgw_core.errors import OAuthError
 from mcpgw_core.kube import Kube, core_path, gateway_path
 from mcpgw_core.registration_policy import choose_registration_mode, negotiate_auth_method
 from mcpgw_operator import children, decide
-from mcpgw_operator.conditions import format_time, transitions
+from mcpgw_operator.conditions import format_time, retry_status, transitions
 from mcpgw_operator.events import EventSink
 from mcpgw_operator.registrar import ClientCredentials, Registrar, pre_registered, read_secret_key
 from mcpgw_operator.settings import OperatorSettings
 
 JSON = dict[str, Any]
 log = logging.getLogger(__name__)
+# Kopf is configured with another finalizer name (startup.py); it removes its own when no
+# handler needs it, so sharing one name would make the two fight.
+FINALIZER = f"{GROUP}/registration-cleanup"
 OWNED_STATUS_KEYS = set(MCPGatewayStatus.model_fields) | {
     f.alias for f in MCPGatewayStatus.model_fields.values() if f.alias
 }
@@ -64,22 +70,99 @@ class Reconciler:
         """Run a pass if the trigger calls for one; True when it ran.
 
         `event`: a watch event; runs unless a retry is pending and not yet due (so our own
-        status write after a failure does not start the next attempt early). `tick`: the timer;
-        runs only when a pending retry is due. `resync`: always.
+        status write after a failure does not start the next attempt early). `tick`: the
+        scheduler; runs only when a pending retry is due. `resync`: always.
         """
         meta = body["metadata"]
-        if meta.get("deletionTimestamp"):
-            return False
         if trigger == "tick" and not _retry_due(body, now):
             return False
         async with self.locks[f"{meta['namespace']}/{meta['name']}"]:
             fresh = await self.kube.get(gateway_path(meta["namespace"], meta["name"]))
-            if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+            if fresh is None:
                 return False
             if trigger == "event" and not _due(fresh, now):
                 return False
-            await self._pass(fresh, now)
+            if fresh["metadata"].get("deletionTimestamp"):
+                if FINALIZER not in (fresh["metadata"].get("finalizers") or []):
+                    return False
+                await self._finalize(fresh, now)
+            else:
+                await self._pass(fresh, now)
             return True
+
+    async def _ensure_finalizer(self, body: JSON) -> None:
+        """Only a gateway with something to clean up outside the cluster gets a finalizer."""
+        meta = body["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if FINALIZER in finalizers:
+            return
+        updated = await self.kube.merge_patch(
+            gateway_path(meta["namespace"], meta["name"]),
+            {
+                "metadata": {
+                    "finalizers": [*finalizers, FINALIZER],
+                    "resourceVersion": meta["resourceVersion"],
+                }
+            },
+        )
+        meta["finalizers"] = updated["metadata"].get("finalizers")
+        meta["resourceVersion"] = updated["metadata"]["resourceVersion"]
+
+    async def _finalize(self, body: JSON, now: datetime) -> None:
+        """Deletion: RFC 7592 DELETE at the AS (policy Delete), bounded attempts, then release."""
+        meta = body["metadata"]
+        try:
+            policy = MCPGatewaySpec.model_validate(body.get("spec") or {}).deletion_policy
+        except ValidationError:
+            policy = DeletionPolicy.DELETE
+        remaining: list[JSON] = []
+        if policy == DeletionPolicy.DELETE:
+            secret = await self.kube.get(
+                core_path(
+                    "secrets", meta["namespace"], children.registration_secret_name(meta["name"])
+                )
+            )
+            record = children.read_registration_record(secret)
+            leftovers = [
+                r for r in [record.get("registration"), *(record.get("pendingDeletion") or [])] if r
+            ]
+            for reg in leftovers:
+                if not await self.registrar.delete_at_server(reg):
+                    remaining.append(reg)
+            gone = [r for r in leftovers if r not in remaining]
+            if gone:
+                ids = ", ".join(str(r.get("clientId")) for r in gone)
+                await self.events.normal(
+                    body,
+                    "RegistrationDeleted",
+                    f"Deleted client registration(s) {ids} at the authorization server",
+                )
+        if remaining:
+            names = ", ".join(
+                f"{r.get('clientId')} ({r.get('clientName')}) at {r.get('issuer')}"
+                for r in remaining
+            )
+            status = body.get("status") or {}
+            attempts = int((status.get("retry") or {}).get("attempts", 0)) + 1
+            if attempts < self.settings.delete_attempts:
+                retry = retry_status(attempts, Reason.REGISTRATION_DELETE_FAILED, now=now)
+                await self.kube.merge_patch(
+                    gateway_path(meta["namespace"], meta["name"], "status"),
+                    {"status": {"retry": to_wire(retry)}},
+                )
+                return
+            # Deletion must not hang forever on an authorization server that is gone.
+            await self.events.warn(
+                body,
+                "RegistrationLeftBehind",
+                f"Gave up deleting client registration(s) after {attempts} attempts: {names}; "
+                "delete them at the authorization server",
+            )
+        finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+        await self.kube.merge_patch(
+            gateway_path(meta["namespace"], meta["name"]),
+            {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}},
+        )
 
     async def _pass(self, body: JSON, now: datetime) -> None:
         meta = body["metadata"]
@@ -154,6 +237,8 @@ class Reconciler:
                     self.kube, namespace, ref.name, ref.key, "initialAccessTokenRef",
                     Reason.INITIAL_ACCESS_TOKEN_INVALID,
                 )  # fmt: skip
+            if spec.deletion_policy == DeletionPolicy.DELETE:
+                await self._ensure_finalizer(body)
             return await self.registrar.ensure(body, spec, found, redirect_uri, iat, now)
         except OAuthError as exc:
             raise StageFailed(ConditionType.REGISTERED, exc) from exc

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+import asyncio
+import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from mcpgw_core.http import build_client
 from mcpgw_core.kube import Kube
 from mcpgw_operator.events import EventSink
 from mcpgw_operator.reconcile import Reconciler
+from mcpgw_operator.scheduler import Scheduler
 from mcpgw_operator.settings import OperatorSettings, get_settings
 
 
@@ -24,7 +26,8 @@ class Runtime:
     http: httpx.AsyncClient
     events: EventSink
     reconciler: Reconciler
-    last_full_pass: dict[str, datetime] = field(default_factory=dict)
+    scheduler: Scheduler
+    loop: asyncio.Task[None] | None = None
 
 
 _runtime: Runtime | None = None
@@ -44,15 +47,23 @@ async def start(**_: Any) -> None:
     http = build_client(timeout=settings.http_timeout_seconds)
     events = EventSink(kube)
     cache = MetadataCache(ttl=settings.discovery_cache_seconds)
-    _runtime = Runtime(
-        settings, kube, http, events, Reconciler(kube, http, settings, cache, events)
-    )
+    reconciler = Reconciler(kube, http, settings, cache, events)
+    scheduler = Scheduler(settings.timer_seconds, settings.resync_seconds)
+    _runtime = Runtime(settings, kube, http, events, reconciler, scheduler)
+    # Imported here: the handlers module imports this one for get().
+    from mcpgw_operator.handlers import run_pass
+
+    _runtime.loop = asyncio.create_task(scheduler.run(run_pass), name="mcpgw-scheduler")
 
 
 @kopf.on.cleanup()
 async def stop(**_: Any) -> None:
     global _runtime
     if _runtime is not None:
+        if _runtime.loop is not None:
+            _runtime.loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await _runtime.loop
         await _runtime.http.aclose()
         await _runtime.kube.aclose()
         _runtime = None

@@ -93,6 +93,7 @@ class ControlPlane:
     etcd_port: int = 0
     with_controller_manager: bool = True
     detach: bool = False
+    audit_log: Path | None = None  # when set, every request's metadata is logged there
     processes: list[ManagedProcess] = field(default_factory=list)
     pki: Pki | None = None
 
@@ -189,11 +190,27 @@ class ControlPlane:
                 "--allow-privileged=false",
                 "--cert-dir", str(self.workdir / "apiserver-certs"),
                 "--v", "0",
+                *self._audit_args(),
             ],
         )  # fmt: skip
         ctx = ssl.create_default_context(cafile=str(p.ca_cert))
         ctx.load_cert_chain(str(p.admin_cert), str(p.admin_key))
         proc.wait_ready(lambda: _http_ok(f"{self.server}/readyz", ctx), timeout=90)
+
+    def _audit_args(self) -> list[str]:
+        if self.audit_log is None:
+            return []
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n"
+            "rules:\n  - level: Metadata\n"
+        )
+        return [
+            "--audit-policy-file", str(policy),
+            "--audit-log-path", str(self.audit_log),
+            "--audit-log-format", "json",
+            "--audit-log-mode", "blocking",
+        ]  # fmt: skip
 
     def _start_controller_manager(self) -> None:
         assert self.pki is not None
