@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -241,15 +242,30 @@ def _timeout_kind(exc: httpx.TimeoutException) -> str:
     return "timed out"
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
 def _transport_kind(exc: httpx.TransportError) -> str:
-    # The library's text carries OS error numbers and addresses; classify it into a stable phrase.
-    text = str(exc).lower()
+    # The library's text carries OS error numbers and addresses; classify into a stable phrase,
+    # by the underlying exception where there is one (httpx's own text can be generic).
     if isinstance(exc, httpx.ConnectError):
-        if "refused" in text:
+        causes = _causes(exc)
+        text = " ".join(str(cause) for cause in causes).lower()
+        if any(isinstance(c, ConnectionRefusedError) for c in causes) or "refused" in text:
             return "connection refused"
-        if any(m in text for m in _DNS_FAILURE_MARKERS):
+        if any(isinstance(c, socket.gaierror) for c in causes) or any(
+            m in text for m in _DNS_FAILURE_MARKERS
+        ):
             return "host name did not resolve"
-        if any(m in text for m in ("ssl", "certificate", "tls")):
+        if any(isinstance(c, ssl.SSLError) for c in causes) or any(
+            m in text for m in ("ssl", "certificate", "tls")
+        ):
             return "TLS handshake failed"
         return "connection failed"
     if isinstance(exc, httpx.RemoteProtocolError):

@@ -271,11 +271,16 @@ async def update_registration(
 
 
 async def delete_registration(
-    client: httpx.AsyncClient, registration_client_uri: str, registration_access_token: str
+    client: httpx.AsyncClient,
+    registration_client_uri: str,
+    registration_access_token: str,
+    *,
+    client_secret: str | None = None,
 ) -> bool:
     """Delete the registration (RFC 7592 sec. 2.3): True if deleted, False if already gone.
 
     401 and 404 both mean gone: RFC 7592 answers 401 for a client that no longer exists.
+    `client_secret` is never sent; given, it is redacted should the server quote it back.
     """
     reply = await send(
         client,
@@ -286,7 +291,7 @@ async def delete_registration(
     )
     if reply.status_code in (200, 204):
         return True
-    failure = _management_failure(reply, (registration_access_token,))
+    failure = _management_failure(reply, (registration_access_token, client_secret))
     if isinstance(failure, RegistrationGone):
         return False
     raise failure
