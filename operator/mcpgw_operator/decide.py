@@ -30,6 +30,30 @@ CALLBACK_PENDING = "The callback service reports its health here once it is depl
 
 
 @dataclass(frozen=True)
+class ConditionValue:
+    status: ConditionStatus
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class CallbackHealth:
+    """The shared callback service as the operator sees it (the same for every gateway)."""
+
+    callback_ready: ConditionValue
+    state_store_ready: ConditionValue
+
+
+@dataclass(frozen=True)
+class AuthorizationView:
+    """What the token Secrets of one gateway say about its users' authorization."""
+
+    authorized: ConditionValue
+    users_authorized: int
+    token_expires_at: str | None
+
+
+@dataclass(frozen=True)
 class Observed:
     """What one reconcile pass found out; any stage may have failed."""
 
@@ -39,6 +63,23 @@ class Observed:
     client: ClientStatus | None = None
     failure: OAuthError | None = None
     failed_stage: str | None = None  # a ConditionType: where the pass stopped
+    # Redirect URIs the AS registered for the client, when known (Dynamic registration).
+    registered_redirect_uris: tuple[str, ...] | None = None
+    callback: CallbackHealth | None = None
+    authorization: AuthorizationView | None = None
+    authorize_url: str | None = None
+
+
+def callback_ready(observed: Observed) -> ConditionValue | None:
+    """CallbackReady for this gateway: the service's health, then the redirect URI check."""
+    uris = observed.registered_redirect_uris
+    if uris is not None and observed.redirect_uri not in uris:
+        return ConditionValue(
+            ConditionStatus.FALSE,
+            Reason.REDIRECT_URI_MISMATCH,
+            f"The client's registered redirect URIs do not include {observed.redirect_uri}",
+        )
+    return observed.callback.callback_ready if observed.callback else None
 
 
 def discovery_status(found: Discovery) -> DiscoveryStatus:
@@ -102,18 +143,18 @@ def desired_status(old: MCPGatewayStatus, observed: Observed, *, now: datetime) 
             f"Client {client_id} ({mode.value if mode else 'unknown'} registration)",
         ),
     )
-    for kind in (ConditionType.CALLBACK_READY, ConditionType.STATE_STORE_READY):
-        if not any(c.type == kind for c in conditions):
-            put(kind, ConditionStatus.UNKNOWN, Reason.AWAITING_CALLBACK_SERVICE, CALLBACK_PENDING)
-    if not any(c.type == ConditionType.AUTHORIZED for c in conditions):
-        put(
-            ConditionType.AUTHORIZED,
-            ConditionStatus.UNKNOWN,
-            Reason.AWAITING_CALLBACK_SERVICE,
-            CALLBACK_PENDING,
-        )
+    pending = ConditionValue(
+        ConditionStatus.UNKNOWN, Reason.AWAITING_CALLBACK_SERVICE, CALLBACK_PENDING
+    )
+    ready = callback_ready(observed) or pending
+    put(ConditionType.CALLBACK_READY, ready.status, ready.reason, ready.message)
+    store = observed.callback.state_store_ready if observed.callback else pending
+    put(ConditionType.STATE_STORE_READY, store.status, store.reason, store.message)
+    authz = observed.authorization.authorized if observed.authorization else pending
+    put(ConditionType.AUTHORIZED, authz.status, authz.reason, authz.message)
     put(ConditionType.READY, *summarize_ready(conditions))
 
+    view = observed.authorization
     failure = observed.failure
     retry = None
     if failure is not None:
@@ -126,9 +167,9 @@ def desired_status(old: MCPGatewayStatus, observed: Observed, *, now: datetime) 
         client=observed.client if observed.client else old.client,
         authorization=AuthorizationStatus(
             redirect_uri=observed.redirect_uri,
-            authorize_url=old.authorization.authorize_url if old.authorization else None,
-            token_expires_at=old.authorization.token_expires_at if old.authorization else None,
-            users_authorized=old.authorization.users_authorized if old.authorization else None,
+            authorize_url=observed.authorize_url,
+            token_expires_at=view.token_expires_at if view else None,
+            users_authorized=view.users_authorized if view else None,
         ),
         retry=retry,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,7 @@ from mcpgw_operator.registrar import ClientCredentials, Registrar, pre_registere
 from mcpgw_operator.settings import OperatorSettings
 
 JSON = dict[str, Any]
+ObserveAuthorization = Callable[[JSON, datetime], Awaitable["decide.AuthorizationView | None"]]
 log = logging.getLogger(__name__)
 # Kopf is configured with another finalizer name (startup.py); it removes its own when no
 # handler needs it, so sharing one name would make the two fight.
@@ -61,6 +63,9 @@ class Reconciler:
     cache: MetadataCache
     events: EventSink
     locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
+    # Plugged in by the callback-service and token modules; None means "not known yet".
+    callback_health: Callable[[], decide.CallbackHealth | None] = lambda: None
+    observe_authorization: ObserveAuthorization | None = None
 
     @property
     def registrar(self) -> Registrar:
@@ -182,6 +187,10 @@ class Reconciler:
         except ValidationError as exc:
             error = OAuthError(Reason.DISCOVERY_FAILED, f"invalid spec: {exc.errors()[0]['msg']}")
             failure = StageFailed(ConditionType.DISCOVERED, error)
+        authorization = None
+        if creds is not None and self.observe_authorization is not None:
+            authorization = await self.observe_authorization(body, now)
+        base_url = self.settings.callback_public_url.rstrip("/")
         observed = decide.Observed(
             generation=int(meta.get("generation", 0)),
             redirect_uri=redirect_uri,
@@ -189,6 +198,10 @@ class Reconciler:
             client=_client_status(creds, meta["name"]) if creds else None,
             failure=failure.error if failure else None,
             failed_stage=failure.stage if failure else None,
+            registered_redirect_uris=creds.redirect_uris if creds else None,
+            callback=self.callback_health(),
+            authorization=authorization,
+            authorize_url=f"{base_url}/oauth/authorize/{meta['namespace']}/{meta['name']}",
         )
         new = decide.desired_status(old, observed, now=now)
         new_wire = decide.status_wire(new)

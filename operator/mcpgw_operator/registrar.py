@@ -49,6 +49,8 @@ class ClientCredentials:
     secret_expires_at: int | None = None
     fingerprint: str | None = None
     secret_name: str | None = None
+    # What the AS registered; None when unknown (pre-registered clients).
+    redirect_uris: tuple[str, ...] | None = None
 
 
 def failpoint(name: str) -> None:
@@ -187,6 +189,7 @@ class Registrar:
             "secretExpiresAt": registered.client_secret_expires_at,
             "registrationAccessToken": registered.registration_access_token,
             "registrationClientURI": registered.registration_client_uri,
+            "redirectURIs": list(registered.redirect_uris) or [redirect_uri],
         }
         secret = await self._write(path, body, secret, record)
         await self._delete_pending(path, body, secret, record)
@@ -242,4 +245,5 @@ def _credentials(reg: JSON, secret_name: str) -> ClientCredentials:
         secret_expires_at=reg.get("secretExpiresAt"),
         fingerprint=reg.get("fingerprint"),
         secret_name=secret_name,
+        redirect_uris=tuple(reg["redirectURIs"]) if reg.get("redirectURIs") else None,
     )
