@@ -141,29 +141,41 @@ def up() -> int:
         _say("some recorded processes have died; stopping the rest and starting again")
         down()
     DEV.mkdir(exist_ok=True)
+    ports = {
+        "APISERVER": _port("APISERVER", 16443),
+        "ETCD": _port("ETCD", 12379),
+        "REDIS": _port("REDIS", 16379),
+        "OIDC": _port("OIDC", 19000),
+    }
+    # Check every port before starting anything, so a clash leaves nothing half-started.
+    for name, port in ports.items():
+        ensure_port_free(port, f"the dev {name.lower()}", f"stop it or set MCPGW_DEV_{name}_PORT")
     started: list[tuple[ManagedProcess, str]] = []
+    cp: ControlPlane | None = None
     try:
         _say("control plane: locating or building kube-apiserver, etcd, kubectl")
         cp = ControlPlane(
             workdir=DEV / "control-plane",
             assets=find_assets(),
-            apiserver_port=_port("APISERVER", 16443),
-            etcd_port=_port("ETCD", 12379),
+            apiserver_port=ports["APISERVER"],
+            etcd_port=ports["ETCD"],
             detach=True,
         )
         cp.start()
         started += [(p, str(p.argv[0])) for p in cp.processes]
         shutil.copy(cp.admin_kubeconfig, DEV / "kubeconfig")
         _say(f"kube-apiserver ready at {cp.server}")
-        redis_port = _port("REDIS", 16379)
+        redis_port = ports["REDIS"]
         started.append((_start_redis(redis_port), f"127.0.0.1:{redis_port}"))
         _say(f"redis ready at 127.0.0.1:{redis_port}")
-        oidc, issuer = _start_oidc(_port("OIDC", 19000))
+        oidc, issuer = _start_oidc(ports["OIDC"])
         started.append((oidc, "server.mjs"))
         _say(f"demo authorization server ready, issuer {issuer}")
     except SetupError:
         for proc, _ in reversed(started):
             proc.stop()
+        if cp is not None:
+            cp.stop()
         raise
     _record(started)
     env = {

@@ -6,7 +6,7 @@ import itertools
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,17 @@ import pytest
 from tests.support.accounts import service_account_kubeconfig
 from tests.support.control_plane import REPO, ControlPlane, default_workdir, find_assets
 from tests.support.oidc_peer import OIDCPeer, start_oidc_peer
-from tests.support.operator_process import OPERATOR_SA, SYSTEM_NAMESPACE, install_operator_rbac
+from tests.support.operator_process import (
+    OPERATOR_SA,
+    SYSTEM_NAMESPACE,
+    install_operator_rbac,
+    start_operator,
+)
+from tests.support.processes import ManagedProcess
+
+#: The callback service's public URL the operator is given; the redirect URI derives from it.
+CALLBACK = "http://127.0.0.1:18080"
+REDIRECT_URI = f"{CALLBACK}/oauth/callback"
 
 _counter = itertools.count()
 
@@ -28,7 +38,12 @@ def workdir() -> Path:
 
 @pytest.fixture(scope="session")
 def control_plane(workdir: Path) -> Iterator[ControlPlane]:
-    cp = ControlPlane(workdir=workdir / "control-plane", assets=find_assets()).start()
+    # The audit log lets tests count the API requests a component made (idle resyncs: none).
+    cp = ControlPlane(
+        workdir=workdir / "control-plane",
+        assets=find_assets(),
+        audit_log=workdir / "control-plane" / "audit.log",
+    ).start()
     try:
         yield cp
     finally:
@@ -64,3 +79,28 @@ def operator_kubeconfig(control_plane: ControlPlane, workdir: Path) -> Path:
     return service_account_kubeconfig(
         control_plane, SYSTEM_NAMESPACE, OPERATOR_SA, workdir / "operator.kubeconfig"
     )
+
+
+@pytest.fixture
+def run_operator(
+    operator_kubeconfig: Path, namespace: str, tmp_path: Path
+) -> Iterator[Callable[..., ManagedProcess]]:
+    """Start the operator (as its ServiceAccount, watching this test's namespace) with extra
+    MCPGW_* settings; every process started is stopped afterwards and its log tail printed."""
+    started: list[ManagedProcess] = []
+
+    def run(**env: str) -> ManagedProcess:
+        proc = start_operator(
+            operator_kubeconfig,
+            tmp_path / f"operator-{len(started)}.log",
+            namespaces=[namespace],
+            callback_public_url=CALLBACK,
+            extra_env=env,
+        )
+        started.append(proc)
+        return proc
+
+    yield run
+    for proc in started:
+        proc.stop()
+        print(f"--- {proc.log_path} ---\n{proc.tail(60)}")

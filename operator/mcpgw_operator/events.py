@@ -12,6 +12,7 @@ from mcpgw_core.redact import redact_text
 
 JSON = dict[str, Any]
 COMPONENT = "mcpgw-operator"
+EVENT_MESSAGE_LIMIT = 1024
 
 
 @dataclass
@@ -36,7 +37,8 @@ class EventSink:
             },
             "type": event_type,
             "reason": reason,
-            "message": redact_text(message)[:1024],
+            # Event messages may be 1 KiB; the default cap would cut off the advice at the end.
+            "message": redact_text(message, limit=EVENT_MESSAGE_LIMIT),
             "source": {"component": COMPONENT},
             "reportingComponent": COMPONENT,
             "reportingInstance": socket.gethostname(),

@@ -36,9 +36,15 @@ async def gateway_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
 
 @kopf.on.event("v1", "secrets", labels={children.GATEWAY_LABEL: kopf.PRESENT})
 async def owned_secret_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
-    if type != "DELETED":
-        return
+    # A consumer Secret edited or deleted by someone is repaired at once; a token Secret
+    # written by the callback service updates Authorized at once. The pass writes nothing
+    # when the change was our own.
     meta = body["metadata"]
+    role = (meta.get("labels") or {}).get(children.ROLE_LABEL)
+    if type not in ("ADDED", "MODIFIED", "DELETED") or (
+        role == "registration" and type != "DELETED"
+    ):
+        return
     await run_pass((meta["namespace"], meta["labels"][children.GATEWAY_LABEL]), "resync")
 
 

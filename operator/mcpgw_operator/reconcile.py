@@ -32,7 +32,13 @@ from mcpgw_core.registration_policy import choose_registration_mode, negotiate_a
 from mcpgw_operator import children, decide
 from mcpgw_operator.conditions import format_time, retry_status, transitions
 from mcpgw_operator.events import EventSink
-from mcpgw_operator.registrar import ClientCredentials, Registrar, pre_registered, read_secret_key
+from mcpgw_operator.registrar import (
+    ClientCredentials,
+    Registrar,
+    pre_registered,
+    read_secret_key,
+    requested_scopes,
+)
 from mcpgw_operator.settings import OperatorSettings
 
 JSON = dict[str, Any]
@@ -275,7 +281,7 @@ class Reconciler:
                 "token_endpoint": found.token_endpoint,
                 "redirect_uri": redirect_uri,
                 "token_endpoint_auth_method": creds.auth_method,
-                "scope": " ".join(spec.oauth.scopes),
+                "scope": " ".join(requested_scopes(spec, found)),
             },
         )
         namespace, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
@@ -312,7 +318,10 @@ def _data_patch(actual: JSON, desired: JSON) -> JSON:
 def _due(body: JSON, now: datetime) -> bool:
     """Whether a pass should run: spec changed, or no retry pending, or the retry is due."""
     status = body.get("status") or {}
-    if status.get("observedGeneration") != body["metadata"].get("generation"):
+    # Setting deletionTimestamp bumps the generation too; during deletion only the backoff of
+    # failed RFC 7592 DELETEs counts, or each retry's own status write would start the next.
+    deleting = bool(body["metadata"].get("deletionTimestamp"))
+    if not deleting and status.get("observedGeneration") != body["metadata"].get("generation"):
         return True
     next_retry = (status.get("retry") or {}).get("nextRetryAt")
     return next_retry is None or next_retry <= format_time(now)

@@ -53,6 +53,18 @@ class ClientCredentials:
     redirect_uris: tuple[str, ...] | None = None
 
 
+def requested_scopes(spec: MCPGatewaySpec, found: Discovery) -> list[str]:
+    """spec.oauth.scopes, else what the resource's 401 challenge asked for, else its
+    scopes_supported (RFC 9728), else none."""
+    if spec.oauth.scopes:
+        return list(spec.oauth.scopes)
+    if found.challenge_scope:
+        return found.challenge_scope.split()
+    if found.protected_resource is not None:
+        return list(found.protected_resource.scopes_supported)
+    return []
+
+
 def failpoint(name: str) -> None:
     """Testing hook: die here, as a crash or OOM kill would, when MCPGW_FAILPOINT names it."""
     if os.environ.get("MCPGW_FAILPOINT") == name:
@@ -123,7 +135,7 @@ class Registrar:
         record = children.read_registration_record(secret)
         server = found.authorization_server
         auth = negotiate_auth_method(server, spec.oauth.registration.token_endpoint_auth_method)
-        scopes = list(spec.oauth.scopes)
+        scopes = requested_scopes(spec, found)
         fingerprint = registration_fingerprint(server.issuer, [redirect_uri], scopes, auth)
         current = record.get("registration")
         if current and current.get("fingerprint") == fingerprint:

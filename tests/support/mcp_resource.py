@@ -27,7 +27,7 @@ class MCPResourceServer:
 
 @contextmanager
 def serve_mcp_resource(
-    issuer: str, *, advertise_in_header: bool = True
+    issuer: str, *, advertise_in_header: bool = True, port: int = 0
 ) -> Iterator[MCPResourceServer]:
     """Serve on a free loopback port in a thread; every MCP request without a token gets 401."""
     state: dict[str, MCPResourceServer] = {}
@@ -77,7 +77,7 @@ def serve_mcp_resource(
                 headers["WWW-Authenticate"] = "Bearer"
             self._json(401, {"error": "unauthorized"}, headers)
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     port = httpd.server_address[1]
     state["server"] = MCPResourceServer(f"http://127.0.0.1:{port}", issuer, advertise_in_header)
     thread = threading.Thread(target=httpd.serve_forever, name="mcp-resource", daemon=True)
@@ -87,3 +87,20 @@ def serve_mcp_resource(
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def main() -> None:
+    """`python -m tests.support.mcp_resource ISSUER PORT`: the demo's protected MCP server."""
+    import sys
+    import time
+
+    if len(sys.argv) != 3 or not sys.argv[2].isdigit():
+        raise SystemExit("usage: python -m tests.support.mcp_resource ISSUER PORT")
+    with serve_mcp_resource(sys.argv[1], port=int(sys.argv[2])) as server:
+        print(f"READY {server.url}", flush=True)
+        while True:
+            time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()
