@@ -19,12 +19,13 @@ from callback_service.errors import ServiceError
 from callback_service.gateways import load_gateway_client
 from callback_service.resources import Resources
 from callback_service.settings import CallbackSettings
-from callback_service.token_secret import store_tokens, token_secret
+from callback_service.token_secret import store_tokens
 from mcpgw_core.api import Reason, StateRejection
 from mcpgw_core.pkce import CHALLENGE_METHOD, make_pkce_pair
 from mcpgw_core.redact import redact_text
 from mcpgw_core.state import StateRejected, is_gateway_identity, make_binding_value
 from mcpgw_core.state_store import FlowRecord
+from mcpgw_core.token_secrets import token_secret
 from mcpgw_core.tokens import TokenEndpointError, exchange_code
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,8 @@ async def start_flow(
     gateway = f"{namespace}/{name}"
     if not is_gateway_identity(gateway):
         raise ServiceError(404, Reason.GATEWAY_NOT_FOUND, "not a valid MCPGateway namespace/name")
-    client = await load_gateway_client(res.kube, namespace, name)
+    # Cached for a few seconds (gateway_cache.py): this is the hot path; the callback reads fresh.
+    client = await res.gateways.get(res.kube, namespace, name)
     # The shared callback, or the per-gateway one that pins the gateway before the state is read.
     if client.redirect_uri not in (settings.redirect_uri, f"{settings.redirect_uri}/{gateway}"):
         raise ServiceError(

@@ -73,6 +73,7 @@ class Reason:
     TOKEN_ENDPOINT_AUTH_METHOD_UNSUPPORTED: Final = "TokenEndpointAuthMethodUnsupported"
 
     # Callback service and state store
+    CALLBACK_SERVICE_UNAVAILABLE: Final = "CallbackServiceUnavailable"
     STATE_STORE_UNREACHABLE: Final = "StateStoreUnreachable"
     STATE_STORE_NOT_SHARED: Final = "StateStoreNotShared"
     HMAC_KEY_MISSING: Final = "HMACKeyMissing"
@@ -92,6 +93,13 @@ class Reason:
     AUTHORIZATION_CODE_MISSING: Final = "AuthorizationCodeMissing"
     KUBERNETES_UNAVAILABLE: Final = "KubernetesUnavailable"
     TOKEN_STORE_FAILED: Final = "TokenStoreFailed"
+    # Authorize links minted for Kubernetes users (TokenReview + SubjectAccessReview)
+    BEARER_TOKEN_REJECTED: Final = "BearerTokenRejected"
+    FORBIDDEN: Final = "Forbidden"
+    LINK_UNKNOWN: Final = "LinkUnknown"
+    LINK_EXPIRED: Final = "LinkExpired"
+    LINK_REPLAYED: Final = "LinkReplayed"
+    LINK_GATEWAY_MISMATCH: Final = "LinkGatewayMismatch"
 
 
 class StateRejection:

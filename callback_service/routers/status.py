@@ -10,8 +10,8 @@ from fastapi.responses import Response
 from callback_service.dependencies import CallerDep, ResourcesDep, SettingsDep
 from callback_service.gateways import kube_failure, load_gateway_client
 from callback_service.pages import page
-from callback_service.token_secret import token_secret_name
 from mcpgw_core.kube import KubeError, core_path
+from mcpgw_core.token_secrets import token_secret_name
 
 router = APIRouter(tags=["status"])
 

@@ -8,7 +8,12 @@ import logging
 
 import kopf
 
-from mcpgw_operator import handlers, runtime, startup  # noqa: F401 - registers the handlers
+from mcpgw_operator import (  # noqa: F401 - registers the handlers
+    handlers,
+    runtime,
+    startup,
+    token_handlers,
+)
 from mcpgw_operator.settings import get_settings
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,8 +14,11 @@ import kopf
 from mcpgw_core.discovery import MetadataCache
 from mcpgw_core.http import build_client
 from mcpgw_core.kube import Kube
+from mcpgw_operator import authorization
+from mcpgw_operator.callback_infra import CallbackInfra
 from mcpgw_operator.events import EventSink
 from mcpgw_operator.reconcile import Reconciler
+from mcpgw_operator.refresher import Refresher
 from mcpgw_operator.scheduler import Scheduler
 from mcpgw_operator.settings import OperatorSettings, get_settings
 
@@ -28,6 +32,9 @@ class Runtime:
     reconciler: Reconciler
     scheduler: Scheduler
     loop: asyncio.Task[None] | None = None
+    refresher: Refresher | None = None
+    refresh_loop: asyncio.Task[None] | None = None
+    callback_loop: asyncio.Task[None] | None = None
 
 
 _runtime: Runtime | None = None
@@ -54,6 +61,15 @@ async def start(**_: Any) -> None:
     from mcpgw_operator.handlers import run_pass
 
     _runtime.loop = asyncio.create_task(scheduler.run(run_pass), name="mcpgw-scheduler")
+    # Users' tokens: Authorized from their Secrets, refreshes ahead of expiry (refresher.py).
+    reconciler.observe_authorization = functools.partial(authorization.observe, kube)
+    _runtime.refresher = Refresher(kube, http, events, settings)
+    _runtime.refresh_loop = asyncio.create_task(
+        _runtime.refresher.run(), name="mcpgw-token-refresher"
+    )
+    infra = CallbackInfra(kube, http, settings, on_change=scheduler.all_soon)
+    reconciler.callback_health = infra.health
+    _runtime.callback_loop = asyncio.create_task(infra.run(), name="mcpgw-callback-infra")
 
 
 @kopf.on.cleanup()
@@ -64,6 +80,14 @@ async def stop(**_: Any) -> None:
             _runtime.loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await _runtime.loop
+        if _runtime.refresh_loop is not None:
+            _runtime.refresh_loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await _runtime.refresh_loop
+        if _runtime.callback_loop is not None:
+            _runtime.callback_loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await _runtime.callback_loop
         await _runtime.http.aclose()
         await _runtime.kube.aclose()
         _runtime = None

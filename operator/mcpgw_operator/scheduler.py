@@ -30,6 +30,10 @@ class Scheduler:
         """Run a full pass at the next tick (after a conflict or an API error)."""
         self.urgent.add(key)
 
+    def all_soon(self) -> None:
+        """Run a full pass for every known gateway at the next tick (shared health changed)."""
+        self.urgent.update(self.last_pass)
+
     def saw(self, key: Key, next_retry_at: str | None) -> None:
         """Record what a watch event showed: the retry time in status, if any."""
         if next_retry_at:

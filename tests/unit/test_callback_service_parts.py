@@ -13,9 +13,9 @@ from pydantic import ValidationError
 from callback_service.app import create_app
 from callback_service.resources import KeySource
 from callback_service.settings import AuthMode, CallbackSettings
-from callback_service.token_secret import read_token_set, token_secret, token_secret_name
 from mcpgw_core.api import Reason
 from mcpgw_core.keyring import KeyRing, KeyRingError, encode_key, generate_key
+from mcpgw_core.token_secrets import read_token_set, token_secret, token_secret_name
 from mcpgw_core.tokens import TokenSet
 from tests.support.callback_fakes import CLIENT_SECRET, USER_HEADER, Harness, make_settings
 
