@@ -34,7 +34,5 @@ dev-up: deps ## Start the local control plane, Redis and the demo authorization 
 dev-down: ## Stop exactly what dev-up started
 	@if [ -x $(PY) ]; then $(PY) hack/dev.py down; else echo "[dev] nothing to stop"; fi
 
-demo: ## Everything in one command, ending with a Ready gateway (not yet: see README)
-	@echo "make demo is not available yet: it arrives with the packaging work (operator, callback service, chart)."
-	@echo "Meanwhile, make dev-up starts the control plane, Redis and the demo authorization server."
-	@exit 1
+demo: dev-up ## Everything in one command: dev-up, a demo gateway authorized headlessly, Ready
+	@$(PY) hack/demo.py

@@ -1,8 +1,9 @@
 """`make dev-up` / `make dev-down`: the local environment as background processes.
 
-Starts the control plane (etcd, kube-apiserver, kube-controller-manager), Redis and the demo
-authorization server, writes `.dev/kubeconfig` and `.dev/env`, and records every pid in
-`.dev/pids.json` so `dev-down` stops exactly those processes and nothing else.
+Starts the control plane (etcd, kube-apiserver, kube-controller-manager), Redis, the demo
+authorization server, the operator, one callback replica and a demo MCP server; writes
+`.dev/kubeconfig` and `.dev/env`, and records every pid in `.dev/pids.json` so `dev-down`
+stops exactly those processes and nothing else.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.support.control_plane import ControlPlane, find_assets  # noqa: E402
+from tests.support.dev_stack import start_stack  # noqa: E402
 from tests.support.processes import (  # noqa: E402
     ManagedProcess,
     SetupError,
@@ -146,6 +148,9 @@ def up() -> int:
         "ETCD": _port("ETCD", 12379),
         "REDIS": _port("REDIS", 16379),
         "OIDC": _port("OIDC", 19000),
+        "CALLBACK": _port("CALLBACK", 18080),
+        "OPERATOR": _port("OPERATOR", 18081),
+        "MCP": _port("MCP", 18090),
     }
     # Check every port before starting anything, so a clash leaves nothing half-started.
     for name, port in ports.items():
@@ -171,6 +176,12 @@ def up() -> int:
         oidc, issuer = _start_oidc(ports["OIDC"])
         started.append((oidc, "server.mjs"))
         _say(f"demo authorization server ready, issuer {issuer}")
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        _say("operator and callback service: starting under their own ServiceAccounts")
+        stack = start_stack(cp, DEV, redis_url=redis_url, issuer=issuer, ports=ports)
+        started += stack.processes
+        _say(f"operator running; callback service at {stack.callback_url}")
+        _say(f"demo MCP server (OAuth-protected) at {stack.mcp_url}")
     except SetupError:
         for proc, _ in reversed(started):
             proc.stop()
@@ -180,8 +191,9 @@ def up() -> int:
     _record(started)
     env = {
         "KUBECONFIG": str(DEV / "kubeconfig"),
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "REDIS_URL": redis_url,
         "OAUTH_ISSUER": issuer,
+        **stack.env,
         "PATH": f"{cp.assets}:$PATH",
     }
     (DEV / "env").write_text("".join(f'export {k}="{v}"\n' for k, v in env.items()))

@@ -1,4 +1,8 @@
-"""Runs callback-service replicas as separate uvicorn processes sharing Redis and a key dir."""
+"""Runs callback-service replicas as separate uvicorn processes sharing Redis and a key dir.
+
+Replicas run under the chart's callback ServiceAccount (`install_callback_rbac`, then
+`callback_kubeconfig`), never as admin, so a permission missing from the chart fails a test.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,33 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.processes import ManagedProcess, free_port
+from tests.support.accounts import service_account_kubeconfig
+from tests.support.control_plane import ControlPlane
+from tests.support.operator_process import RELEASE, SYSTEM_NAMESPACE, render_chart
+from tests.support.processes import ManagedProcess, SetupError, free_port
 
 READY_TIMEOUT_SECONDS = 20.0
 USER_HEADER = "X-Forwarded-User"
+CALLBACK_SA = f"{RELEASE}-callback"
+CALLBACK_USER = f"system:serviceaccount:{SYSTEM_NAMESPACE}:{CALLBACK_SA}"
+
+
+def install_callback_rbac(cp: ControlPlane) -> None:
+    """Apply the chart's callback ServiceAccount, ClusterRole and binding as admin."""
+    created = cp.kubectl_run("create", "namespace", SYSTEM_NAMESPACE)
+    if created.returncode != 0 and "already exists" not in created.stderr.lower():
+        raise SetupError(f"creating namespace {SYSTEM_NAMESPACE} failed: {created.stderr}")
+    applied = cp.kubectl_run(
+        "apply", "-f", "-", input=render_chart(cp, "templates/callback-rbac.yaml")
+    )
+    if applied.returncode != 0:
+        raise SetupError(f"applying the callback RBAC failed: {applied.stderr}")
+
+
+def callback_kubeconfig(cp: ControlPlane, path: Path) -> Path:
+    """Install the callback RBAC and write a kubeconfig for its ServiceAccount to `path`."""
+    install_callback_rbac(cp)
+    return service_account_kubeconfig(cp, SYSTEM_NAMESPACE, CALLBACK_SA, path)
 
 
 @dataclass
@@ -47,6 +74,7 @@ def start_replica(
     replicas: int,
     port: int | None = None,
     extra_env: dict[str, str] | None = None,
+    detach: bool = False,
 ) -> CallbackReplica:
     """Start one replica; every replica of a test gets the same Redis, keys and public URL."""
     port = port or free_port()
@@ -72,6 +100,7 @@ def start_replica(
         argv=[sys.executable, "-m", "callback_service"],
         log_path=workdir / f"callback-{port}.log",
         env=env,
+        detach=detach,
     ).start()
     replica = CallbackReplica(port, process)
     ready = False

@@ -55,9 +55,14 @@ def start_operator(
     namespaces: list[str],
     callback_public_url: str = "http://127.0.0.1:18080",
     extra_env: dict[str, str] | None = None,
+    detach: bool = False,
+    port: int | None = None,
 ) -> ManagedProcess:
-    """Start `python -m mcpgw_operator` and wait until its liveness endpoint answers."""
-    port = free_port()
+    """Start `python -m mcpgw_operator` and wait until its liveness endpoint answers.
+
+    `detach` starts it in a session of its own, so it outlives the caller (`make dev-up`).
+    """
+    port = port or free_port()
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(log_path.parent),
@@ -79,6 +84,7 @@ def start_operator(
         log_path=log_path,
         env=env,
         cwd=REPO,
+        detach=detach,
     ).start()
     proc.wait_ready(lambda: _healthy(port), timeout=60)
     return proc
