@@ -65,6 +65,20 @@ def requested_scopes(spec: MCPGatewaySpec, found: Discovery) -> list[str]:
     return []
 
 
+#: Replace a dynamically registered client this long before its secret expires.
+SECRET_RENEWAL_MARGIN_SECONDS = 3600
+
+
+def secret_expiring(
+    registration: JSON, now: datetime, margin: float = SECRET_RENEWAL_MARGIN_SECONDS
+) -> bool:
+    """RFC 7591: client_secret_expires_at is epoch seconds, 0 (or absent) for never."""
+    expires = registration.get("secretExpiresAt")
+    if not expires:
+        return False
+    return float(expires) - margin <= now.timestamp()
+
+
 def failpoint(name: str) -> None:
     """Testing hook: die here, as a crash or OOM kill would, when MCPGW_FAILPOINT names it."""
     if os.environ.get("MCPGW_FAILPOINT") == name:
@@ -137,10 +151,19 @@ class Registrar:
         auth = negotiate_auth_method(server, spec.oauth.registration.token_endpoint_auth_method)
         scopes = requested_scopes(spec, found)
         fingerprint = registration_fingerprint(server.issuer, [redirect_uri], scopes, auth)
-        current = record.get("registration")
-        if current and current.get("fingerprint") == fingerprint:
+        current: JSON | None = record.get("registration")
+        expiring = current is not None and secret_expiring(current, now)
+        if current and current.get("fingerprint") == fingerprint and not expiring:
             await self._delete_pending(path, body, secret, record)
             return _credentials(current, children.consumer_secret_name(name))
+        if current is not None and expiring:
+            # Upstream ignores client_secret_expires_at; we replace the client before its
+            # secret stops working (the old registration is deleted once the new one is kept).
+            await self.events.normal(
+                body,
+                "ClientSecretExpiring",
+                f"The secret of client {current['clientId']} expires soon; registering anew",
+            )
 
         intent = record.get("intent")
         if intent:
@@ -184,6 +207,13 @@ class Registrar:
                 # A definite refusal: no client exists, so the intent is void.
                 record["intent"] = None
                 await self._write(path, body, secret, record)
+            if current and secret_expiring(current, now, margin=0):
+                raise OAuthError(
+                    Reason.CLIENT_SECRET_EXPIRED,
+                    f"The secret of client {current['clientId']} has expired and registering a "
+                    f"new client failed: {exc.message}",
+                    retryable=exc.retryable,
+                ) from exc
             raise
         failpoint("after-registration-response")
 
