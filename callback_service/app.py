@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from callback_service.errors import service_error
 from callback_service.pages import error_page
 from callback_service.resources import Resources, build_resources
-from callback_service.routers import authorize, callback, health, status
+from callback_service.routers import authorize, callback, health, links, status
 from callback_service.settings import CallbackSettings, get_settings
 from mcpgw_core.errors import OAuthError
 
@@ -60,7 +60,7 @@ def create_app(
     )
     if settings is not None:
         app.dependency_overrides[get_settings] = lambda: settings
-    for module in (authorize, callback, status, health):
+    for module in (authorize, links, callback, status, health):
         app.include_router(module.router)
     app.add_exception_handler(OAuthError, _oauth_error)  # type: ignore[arg-type]
     app.middleware("http")(_timed)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from callback_service.caller import identify_caller
 from callback_service.errors import ServiceError
+from callback_service.links import redeem_link
 from callback_service.resources import Resources
 from callback_service.settings import CallbackSettings, get_settings
 
@@ -33,3 +34,28 @@ def get_caller(request: Request, settings: SettingsDep, resources: ResourcesDep)
 
 
 CallerDep = Annotated[str, Depends(get_caller)]
+
+
+async def get_flow_caller(
+    namespace: str,
+    name: str,
+    request: Request,
+    settings: SettingsDep,
+    resources: ResourcesDep,
+    link: Annotated[str | None, Query(description="A single-use authorize link token.")] = None,
+) -> str:
+    """Who starts this flow: the user an authorize link was minted for, else `get_caller`'s.
+
+    A link is its own credential (it stands for a TokenReview and an RBAC check done when it was
+    minted), so it is accepted from any address; it is consumed here, before the flow starts.
+    """
+    if link is None:
+        return get_caller(request, settings, resources)
+    try:
+        return await redeem_link(resources, link, namespace=namespace, name=name)
+    except ServiceError as exc:
+        resources.metrics.authorize_rejections.labels(reason=exc.reason).inc()
+        raise
+
+
+FlowCallerDep = Annotated[str, Depends(get_flow_caller)]

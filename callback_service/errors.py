@@ -37,6 +37,12 @@ HEADLINES: Final[dict[str, str]] = {
     Reason.REDIRECT_URI_MISMATCH: "Redirect URI mismatch",
     Reason.KUBERNETES_UNAVAILABLE: "The Kubernetes API is unavailable",
     Reason.TOKEN_STORE_FAILED: "The tokens could not be stored",
+    Reason.BEARER_TOKEN_REJECTED: "Authentication required",
+    Reason.FORBIDDEN: "Not allowed",
+    Reason.LINK_UNKNOWN: "Invalid authorize link",
+    Reason.LINK_EXPIRED: "Expired authorize link",
+    Reason.LINK_REPLAYED: "Authorize link already used",
+    Reason.LINK_GATEWAY_MISMATCH: "Authorize link belongs to another gateway",
 }
 _DEFAULT_HEADLINE: Final = "OAuth authorization failed"
 
@@ -49,6 +55,18 @@ _NEXT_STEP: Final[dict[int, str]] = {
     409: "Wait until the gateway reports Registered=True, then start again.",
     502: "Start again; if it keeps failing, check the gateway's status and the server's logs.",
     503: "Try again in a minute; the service is degraded.",
+}
+
+
+_MINT_AGAIN: Final = "Mint a new link with 'kubectl mcpgw authorize-link' and open it once."
+# Link refusals are 401s too, but signing in at the proxy is not what helps there.
+_NEXT_STEP_BY_REASON: Final[dict[str, str]] = {
+    Reason.LINK_UNKNOWN: _MINT_AGAIN,
+    Reason.LINK_EXPIRED: _MINT_AGAIN,
+    Reason.LINK_REPLAYED: _MINT_AGAIN,
+    Reason.LINK_GATEWAY_MISMATCH: _MINT_AGAIN,
+    Reason.BEARER_TOKEN_REJECTED: "Check your kubeconfig's credentials (kubectl auth whoami).",
+    Reason.FORBIDDEN: "Ask for RBAC permission to update this MCPGateway.",
 }
 
 
@@ -69,7 +87,8 @@ class ServiceError(OAuthError):
 
     @property
     def next_step(self) -> str:
-        return _NEXT_STEP.get(self.status_code, "Start the authorization again.")
+        by_reason = _NEXT_STEP_BY_REASON.get(self.reason)
+        return by_reason or _NEXT_STEP.get(self.status_code, "Start the authorization again.")
 
     def body(self) -> dict[str, str]:
         """The JSON error body: reason, headline and message, all secret-free."""

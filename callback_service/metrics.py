@@ -35,6 +35,17 @@ class Metrics:
             ["reason"],
             registry=reg,
         )
+        self.links_minted = Counter(
+            f"{PREFIX}_links_minted",
+            "Authorize links minted for Kubernetes users (TokenReview and RBAC passed).",
+            registry=reg,
+        )
+        self.link_rejections = Counter(
+            f"{PREFIX}_link_rejections",
+            "Requests for an authorize link refused, by reason.",
+            ["reason"],
+            registry=reg,
+        )
         self.state_rejections = Counter(
             f"{PREFIX}_state_rejections",
             "State parameters refused at the callback, by reason.",

@@ -11,7 +11,9 @@ from typing import Protocol
 
 import httpx
 
+from callback_service.gateway_cache import GatewayCache
 from callback_service.gateways import KubeApi
+from callback_service.link_store import LinkStore, LinkStoreApi
 from callback_service.metrics import Metrics
 from callback_service.settings import CallbackSettings
 from mcpgw_core.http import build_client
@@ -83,6 +85,10 @@ class Resources:
     kube: KubeApi
     metrics: Metrics = field(default_factory=Metrics)
     clock: Callable[[], float] = time.time
+    # Authorize links share the flow store's Redis; None only in tests that do not use links.
+    links: LinkStoreApi | None = None
+    # Gateway views for starting flows; disabled (TTL 0) unless the settings enable it.
+    gateways: GatewayCache = field(default_factory=GatewayCache)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -92,13 +98,20 @@ class Resources:
 
 def build_resources(settings: CallbackSettings) -> Resources:
     """The production clients; nothing connects until first used."""
+    store = StateStore.from_url(
+        settings.redis_url,
+        timeout=settings.redis_timeout_seconds,
+        key_prefix=settings.redis_key_prefix,
+    )
     return Resources(
-        store=StateStore.from_url(
-            settings.redis_url,
-            timeout=settings.redis_timeout_seconds,
-            key_prefix=settings.redis_key_prefix,
-        ),
+        store=store,
         keys=KeySource(settings.key_dir),
         http=build_client(timeout=settings.http_timeout_seconds),
         kube=Kube.from_env(settings.kubeconfig),
+        gateways=GatewayCache(settings.gateway_cache_seconds),
+        links=LinkStore(
+            store.link,
+            key_prefix=settings.redis_key_prefix,
+            timeout=settings.redis_timeout_seconds,
+        ),
     )

@@ -46,6 +46,16 @@ class CallbackSettings(BaseSettings):
     )
     callback_path: str = "/oauth/callback"
     state_ttl_seconds: int = Field(300, ge=30, le=3600)
+    gateway_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=60,
+        description="How long the authorize endpoint reuses a gateway and its client Secret; 0 "
+        "reads them on every request.",
+    )
+    link_ttl_seconds: int = Field(
+        120, ge=10, le=900, description="Validity of an authorize link minted for a Kube user."
+    )
     auth_mode: AuthMode = AuthMode.PROXY_HEADER
     user_header: str = Field("X-Forwarded-User", pattern=_HEADER_NAME_PATTERN)
     trusted_proxies: Annotated[list[Network], NoDecode] = Field(

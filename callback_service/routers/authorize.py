@@ -1,11 +1,15 @@
-"""`GET /oauth/authorize/{namespace}/{name}`: start a flow for the authenticated caller."""
+"""`GET /oauth/authorize/{namespace}/{name}`: start a flow for the authenticated caller.
+
+The caller is the user named by the trusted proxy, dev mode's user, or (with `?link=`) the
+Kubernetes user a single-use authorize link was minted for (`routers.links`).
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
-from callback_service.dependencies import CallerDep, ResourcesDep, SettingsDep
+from callback_service.dependencies import FlowCallerDep, ResourcesDep, SettingsDep
 from callback_service.flows import start_flow
 from callback_service.pages import SECURITY_HEADERS
 from mcpgw_core.errors import OAuthError
@@ -18,7 +22,7 @@ async def authorize(
     namespace: str,
     name: str,
     request: Request,
-    user: CallerDep,
+    user: FlowCallerDep,
     settings: SettingsDep,
     res: ResourcesDep,
 ) -> RedirectResponse:

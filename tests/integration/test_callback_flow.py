@@ -19,9 +19,14 @@ import pytest
 
 from mcpgw_core.api import Reason, StateRejection
 from mcpgw_core.keyring import KeyRing, encode_key, generate_key
-from tests.support.callback_replicas import USER_HEADER, CallbackReplica, start_replica
-from tests.support.control_plane import REPO, ControlPlane
-from tests.support.oidc_client import RESOURCE
+from tests.support.callback_gateways import apply_crd, make_registered_gateway
+from tests.support.callback_replicas import (
+    USER_HEADER,
+    CallbackReplica,
+    callback_kubeconfig,
+    start_replica,
+)
+from tests.support.control_plane import ControlPlane
 from tests.support.oidc_peer import OIDCPeer, complete_authorization, start_oidc_peer
 from tests.support.processes import free_port
 from tests.support.redis_server import RedisServer, start_redis
@@ -54,12 +59,9 @@ def deployment(
     control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
     workdir = tmp_path_factory.mktemp("callback")
-    for args in (
-        ("apply", "--server-side", "-f", str(REPO / "crds" / "mcpgateways.mcpgw.dev.yaml")),
-        ("wait", "--for=condition=Established", "--timeout=60s", "crd/mcpgateways.mcpgw.dev"),
-    ):
-        result = control_plane.kubectl_run(*args)
-        assert result.returncode == 0, result.stderr
+    apply_crd(control_plane)
+    # The replicas run as the chart's callback ServiceAccount: a missing permission fails here.
+    kubeconfig = callback_kubeconfig(control_plane, workdir / "callback.kubeconfig")
     key_dir = workdir / "keys"
     key_dir.mkdir()
     (key_dir / "k1").write_text(encode_key(generate_key()))
@@ -71,7 +73,7 @@ def deployment(
         "redis_url": redis.url,
         "key_dir": key_dir,
         "public_url": f"http://127.0.0.1:{second_port}",
-        "kubeconfig": control_plane.admin_kubeconfig,
+        "kubeconfig": kubeconfig,
         "replicas": 2,
     }
     started: list[CallbackReplica] = []
@@ -88,50 +90,9 @@ def deployment(
 
 def make_gateway(deployment: Deployment, namespace: str, name: str) -> str:
     """An MCPGateway plus the consumer Secret the operator would write; returns the uid."""
-    manifest = {
-        "apiVersion": "mcpgw.dev/v1alpha1",
-        "kind": "MCPGateway",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"url": RESOURCE, "oauth": {"scopes": ["openid", "mcp:tools"]}},
-    }
-    cp = deployment.control_plane
-    created = cp.kubectl_run("create", "-o", "json", "-f", "-", input=json.dumps(manifest))
-    assert created.returncode == 0, created.stderr
-    uid = json.loads(created.stdout)["metadata"]["uid"]
-    with httpx.Client(timeout=TIMEOUT, trust_env=False) as http:
-        metadata = http.get(deployment.peer.openid_configuration_url).json()
-        registered = http.post(
-            metadata["registration_endpoint"],
-            json={
-                "client_name": f"{namespace}/{name}",
-                "redirect_uris": [deployment.redirect_uri],
-                "grant_types": ["authorization_code", "refresh_token"],
-                "response_types": ["code"],
-                "token_endpoint_auth_method": "client_secret_basic",
-                "scope": "openid offline_access mcp:tools",
-            },
-        )
-    assert registered.status_code == 201, registered.text
-    client = registered.json()
-    values = {
-        "client_id": client["client_id"],
-        "client_secret": client["client_secret"],
-        "issuer": metadata["issuer"],
-        "authorization_endpoint": metadata["authorization_endpoint"],
-        "token_endpoint": metadata["token_endpoint"],
-        "redirect_uri": deployment.redirect_uri,
-        "token_endpoint_auth_method": "client_secret_basic",
-        "scope": "openid mcp:tools",
-    }
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": f"{name}-oauth-client", "namespace": namespace},
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
-    }
-    made = cp.kubectl_run("create", "-f", "-", input=json.dumps(secret))
-    assert made.returncode == 0, made.stderr
-    return str(uid)
+    return make_registered_gateway(
+        deployment.control_plane, deployment.peer, namespace, name, deployment.redirect_uri
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,162 @@
+"""Single-use authorize links in the shared Redis: stored when minted, taken exactly once.
+
+A link token is 32 random bytes (base64url); Redis keys carry only its SHA-256, so a key read out
+of Redis gives no usable link. `take` is one Lua script doing GETDEL and, on success, writing a
+tombstone, so a second use is told apart (`LinkReplayed`) from a token never minted or long gone
+(`LinkUnknown`). Records live `grace` seconds past their validity so a late use reports
+`LinkExpired`; the expiry itself is decided by `callback_service.links` from the stored deadline.
+Redis failures raise `StateStoreUnavailable`: no in-process fallback, as for flow records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import re
+import secrets
+from collections.abc import Awaitable
+from typing import Final, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from redis.exceptions import RedisError
+
+from callback_service.errors import ServiceError
+from mcpgw_core.api import Reason
+from mcpgw_core.redis_link import LuaScript, RedisLink
+from mcpgw_core.state_store import StateStoreUnavailable
+
+LINK_TOKEN_BYTES: Final = 32
+LINK_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
+DEFAULT_GRACE_SECONDS: Final = 600
+
+_T = TypeVar("_T")
+
+# KEYS[1] = grant, KEYS[2] = tombstone; ARGV[1] = tombstone TTL.
+# Returns {1, grant} when taken now, {2} when taken before, {0} when never seen.
+_TAKE_SCRIPT: Final = LuaScript("""
+local grant = redis.call('GETDEL', KEYS[1])
+if grant then
+  redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+  return {1, grant}
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return {2}
+end
+return {0}
+""")
+
+
+class LinkGrant(BaseModel):
+    """Who a link was minted for, for which gateway, and until when (epoch seconds)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user: str
+    gateway: str
+    expires_at: float
+
+
+class LinkStoreApi(Protocol):
+    """What `callback_service.links` needs; unit tests hold grants in a dict."""
+
+    async def put(self, token: str, grant: LinkGrant, ttl: float) -> None: ...
+
+    async def take(self, token: str) -> LinkGrant: ...
+
+
+def new_link_token() -> str:
+    """A fresh, unguessable link token (43 base64url characters)."""
+    return secrets.token_urlsafe(LINK_TOKEN_BYTES)
+
+
+def link_rejected(reason: str, message: str) -> ServiceError:
+    return ServiceError(401, reason, message)
+
+
+class LinkStore:
+    """Put and atomically take link grants in a shared Redis."""
+
+    def __init__(
+        self,
+        link: RedisLink,
+        *,
+        key_prefix: str,
+        timeout: float,
+        grace: int = DEFAULT_GRACE_SECONDS,
+    ) -> None:
+        self._link = link
+        self._prefix = key_prefix
+        self._timeout = timeout
+        self._grace = grace
+
+    async def put(self, token: str, grant: LinkGrant, ttl: float) -> None:
+        """Store `grant` under `token` for `ttl` seconds plus the grace; never overwrites."""
+        stored = await self._run(
+            self._link.command(
+                "SET",
+                self._key("link:", token),
+                grant.model_dump_json(),
+                "EX",
+                math.ceil(ttl) + self._grace,
+                "NX",
+            )
+        )
+        if not stored:
+            # 256 random bits never collide; this means a caller reused a token.
+            raise ValueError("a link with this token already exists")
+
+    async def take(self, token: str) -> LinkGrant:
+        """Remove and return the grant for `token`, once; `ServiceError` 401 otherwise."""
+        if not LINK_TOKEN_RE.fullmatch(token):
+            # Not one of ours: no need to ask Redis.
+            raise link_rejected(Reason.LINK_UNKNOWN, "the authorize link is not valid")
+        reply = await self._run(
+            self._link.run_script(
+                _TAKE_SCRIPT,
+                [self._key("link:", token), self._key("link-used:", token)],
+                [self._grace * 2],
+            )
+        )
+        outcome = reply[0] if isinstance(reply, list) and reply else None
+        if outcome == 1 and len(reply) == 2:
+            return _decode(reply[1])
+        if outcome == 2:
+            raise link_rejected(
+                Reason.LINK_REPLAYED, "the authorize link was already used; links work once"
+            )
+        if outcome == 0:
+            raise link_rejected(
+                Reason.LINK_UNKNOWN, "no such authorize link (never minted, or long expired)"
+            )
+        raise StateStoreUnavailable("the state store gave an unexpected answer")
+
+    async def _run(self, operation: Awaitable[_T]) -> _T:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await operation
+        except TimeoutError:
+            raise StateStoreUnavailable(
+                f"Redis did not answer within {self._timeout:g} s"
+            ) from None
+        except RedisError as exc:
+            # The class name only: redis-py messages can carry the command and its arguments.
+            raise StateStoreUnavailable(
+                f"Redis is unreachable or refused the command ({type(exc).__name__})"
+            ) from None
+
+    def _key(self, kind: str, token: str) -> str:
+        # Hash tag: grant and tombstone share a Redis Cluster slot, as the script requires.
+        return f"{self._prefix}{kind}{{{hashlib.sha256(token.encode('ascii')).hexdigest()}}}"
+
+
+def _decode(raw: object) -> LinkGrant:
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        data = json.loads(text)
+        return LinkGrant.model_validate(data)
+    except (ValueError, TypeError, ValidationError):
+        raise link_rejected(
+            Reason.LINK_UNKNOWN, "the stored authorize link is unreadable"
+        ) from None
