@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 
 import uvicorn
@@ -9,7 +10,14 @@ import uvicorn
 from callback_service.settings import get_settings
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="mcpgw-callback",
+        description="The MCPGateway OAuth callback service. It takes no arguments: every "
+        "setting comes from MCPGW_CALLBACK_* environment variables (see "
+        "callback_service/settings.py and the Helm chart's values).",
+    )
+    parser.parse_args(argv)
     settings = get_settings()  # invalid or unsafe settings stop the process here
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"

@@ -60,16 +60,29 @@ class Credentials:
         return self.token
 
 
-def _materialize(data: str | None, file: str | None, suffix: str) -> str | None:
-    """ssl wants file paths; inline kubeconfig data is written to a private temp file."""
-    if file:
-        return file
-    if not data:
-        return None
-    fd, path = tempfile.mkstemp(prefix="mcpgw-kube-", suffix=suffix)
-    with os.fdopen(fd, "wb") as out:
-        out.write(base64.b64decode(data))
-    return path
+def _ssl_context(cluster: dict[str, Any], user: dict[str, Any]) -> ssl.SSLContext:
+    """The TLS context for a kubeconfig entry; inline data never lands on disk for long.
+
+    The CA is loaded from memory. `load_cert_chain` only takes paths, so an inline client
+    certificate and key go to a private temporary folder that is removed straight after.
+    """
+    if cluster.get("certificate-authority-data"):
+        ca_pem = base64.b64decode(cluster["certificate-authority-data"]).decode()
+        ctx = ssl.create_default_context(cadata=ca_pem)
+    else:
+        ctx = ssl.create_default_context(cafile=cluster.get("certificate-authority"))
+    cert_file, key_file = user.get("client-certificate"), user.get("client-key")
+    if cert_file and key_file:
+        ctx.load_cert_chain(cert_file, key_file)
+    elif user.get("client-certificate-data") and user.get("client-key-data"):
+        with tempfile.TemporaryDirectory(prefix="mcpgw-kube-") as tmp:
+            cert, key = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
+            for path, field_name in ((cert, "client-certificate-data"), (key, "client-key-data")):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(base64.b64decode(user[field_name]))
+            ctx.load_cert_chain(str(cert), str(key))
+    return ctx
 
 
 def load_credentials(kubeconfig: str | None = None) -> Credentials:
@@ -87,14 +100,7 @@ def load_credentials(kubeconfig: str | None = None) -> Credentials:
     context = next(c["context"] for c in config["contexts"] if c["name"] == current)
     cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
     user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
-    ca = _materialize(
-        cluster.get("certificate-authority-data"), cluster.get("certificate-authority"), ".crt"
-    )
-    ctx = ssl.create_default_context(cafile=ca)
-    cert = _materialize(user.get("client-certificate-data"), user.get("client-certificate"), ".crt")
-    key = _materialize(user.get("client-key-data"), user.get("client-key"), ".key")
-    if cert and key:
-        ctx.load_cert_chain(cert, key)
+    ctx = _ssl_context(cluster, user)
     token_file = Path(user["tokenFile"]) if user.get("tokenFile") else None
     return Credentials(cluster["server"], ctx, token=user.get("token"), token_file=token_file)
 

@@ -21,7 +21,7 @@ CONTAINER: Final = "callback"
 KEY_VOLUME: Final = "state-keys"
 # Kubelet makes Secret files root-owned; group-readable plus fsGroup lets the non-root user in.
 KEY_FILE_MODE: Final = 0o440
-RUN_AS: Final = 10001
+RUN_AS: Final = 65532  # the image's user (Dockerfile)
 SERVICE_PORT: Final = 80
 ROTATION_ANNOTATION: Final = f"{GROUP}/rotation"
 ROTATION_HELP: Final = (

@@ -1,8 +1,8 @@
 """The MCPGateway CustomResourceDefinition, generated from the API models, and its CLI.
 
 python -m mcpgw_operator.crd              # print the CRD YAML
-python -m mcpgw_operator.crd --write      # write crds/mcpgateways.mcpgw.dev.yaml
-python -m mcpgw_operator.crd --check      # exit 1 when the committed file has drifted
+python -m mcpgw_operator.crd --write      # write crds/ and the Helm chart's copy
+python -m mcpgw_operator.crd --check      # exit 1 when either committed file has drifted
 python -m mcpgw_operator.crd --markdown   # print the API reference tables
 """
 
@@ -31,6 +31,8 @@ from mcpgw_operator.crd_schema import structural_schema
 
 CRD_NAME = f"{PLURAL}.{GROUP}"
 DEFAULT_PATH = Path("crds") / f"{CRD_NAME}.yaml"
+# The chart renders its CRD template from this copy (.Files.Get cannot reach outside the chart).
+CHART_PATH = Path("charts") / "mcpgw-operator" / "files" / "crds" / f"{CRD_NAME}.yaml"
 REGENERATE_COMMAND = "python -m mcpgw_operator.crd --write"
 HEADER = f"# Generated from mcpgw_core/api.py by `{REGENERATE_COMMAND}`. Do not edit.\n"
 
@@ -115,21 +117,24 @@ def render_crd() -> str:
     return HEADER + body
 
 
-def _write(path: Path) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_crd(), encoding="utf-8")
-    print(f"wrote {path}", file=sys.stderr)
+def _write(paths: list[Path]) -> int:
+    text = render_crd()
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
-def _check(path: Path) -> int:
-    current = path.read_text(encoding="utf-8") if path.exists() else ""
-    if current == render_crd():
-        return 0
-    print(
-        f"{path} is out of date with mcpgw_core/api.py; run `{REGENERATE_COMMAND}`", file=sys.stderr
-    )
-    return 1
+def _check(paths: list[Path]) -> int:
+    text = render_crd()
+    drifted = [p for p in paths if (p.read_text(encoding="utf-8") if p.exists() else "") != text]
+    for path in drifted:
+        print(
+            f"{path} is out of date with mcpgw_core/api.py; run `{REGENERATE_COMMAND}`",
+            file=sys.stderr,
+        )
+    return 1 if drifted else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,11 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     action.add_argument("--check", action="store_true", help="fail when the CRD file drifted")
     action.add_argument("--markdown", action="store_true", help="print the API reference")
     parser.add_argument("--path", type=Path, default=DEFAULT_PATH, help="CRD file location")
+    parser.add_argument(
+        "--chart-path", type=Path, default=CHART_PATH, help="the Helm chart's copy of the CRD"
+    )
     args = parser.parse_args(argv)
     if args.write:
-        return _write(args.path)
+        return _write([args.path, args.chart_path])
     if args.check:
-        return _check(args.path)
+        return _check([args.path, args.chart_path])
     sys.stdout.write(api_reference_markdown() if args.markdown else render_crd())
     return 0
 

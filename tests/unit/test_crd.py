@@ -16,6 +16,7 @@ from mcpgw_operator.crd_schema import SchemaConversionError, structural_schema, 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = REPO_ROOT / crd.DEFAULT_PATH
+CHART_COPY = REPO_ROOT / crd.CHART_PATH
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,21 @@ def test_committed_crd_matches_the_models() -> None:
         f"{crd.DEFAULT_PATH} is out of date with mcpgw_core/api.py; "
         f"regenerate it with `{crd.REGENERATE_COMMAND}` from the repository root"
     )
+
+
+def test_chart_copy_matches_the_models() -> None:
+    # The chart's CRD template includes this copy; drift would install an older schema.
+    committed = CHART_COPY.read_text(encoding="utf-8") if CHART_COPY.exists() else ""
+    assert committed == crd.render_crd(), (
+        f"{crd.CHART_PATH} is out of date with mcpgw_core/api.py; "
+        f"regenerate it with `{crd.REGENERATE_COMMAND}` from the repository root"
+    )
+
+
+def test_chart_template_includes_the_chart_copy() -> None:
+    template = (REPO_ROOT / "charts" / "mcpgw-operator" / "templates" / "crds.yaml").read_text()
+    relative = crd.CHART_PATH.relative_to(Path("charts") / "mcpgw-operator")
+    assert f'.Files.Get "{relative.as_posix()}"' in template
 
 
 def test_committed_crd_is_one_yaml_document_of_the_right_kind() -> None:
@@ -167,13 +183,21 @@ def test_printer_column_paths_exist_in_the_schema(root_schema: dict[str, Any]) -
     assert {".status.discovery.issuer", ".status.client.clientID"} <= paths
 
 
-def test_check_command_detects_drift(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    target = tmp_path / "crd.yaml"
-    assert crd.main(["--write", "--path", str(target)]) == 0
-    assert crd.main(["--check", "--path", str(target)]) == 0
+@pytest.mark.parametrize("drifted", ["crd", "chart"], ids=["crds-dir", "chart-copy"])
+def test_check_command_detects_drift(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], drifted: str
+) -> None:
+    paths = {"crd": tmp_path / "crd.yaml", "chart": tmp_path / "chart" / "crd.yaml"}
+    args = ["--path", str(paths["crd"]), "--chart-path", str(paths["chart"])]
+    assert crd.main(["--write", *args]) == 0
+    assert paths["chart"].read_text() == paths["crd"].read_text() == crd.render_crd()
+    assert crd.main(["--check", *args]) == 0
+    target = paths[drifted]
     target.write_text(target.read_text().replace("mcpgw", "other"), encoding="utf-8")
-    assert crd.main(["--check", "--path", str(target)]) == 1
-    assert crd.REGENERATE_COMMAND in capsys.readouterr().err
+    assert crd.main(["--check", *args]) == 1
+    err = capsys.readouterr().err
+    assert crd.REGENERATE_COMMAND in err
+    assert str(target) in err
 
 
 def test_stdout_is_the_crd(capsys: pytest.CaptureFixture[str]) -> None:
