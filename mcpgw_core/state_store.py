@@ -18,19 +18,19 @@ there is no in-process fallback, since another replica could never see such a re
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
-from typing import Any, Final
+from collections.abc import Awaitable
+from typing import Any, Final, TypeVar
 
-import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from mcpgw_core.api import Reason, StateRejection
 from mcpgw_core.errors import OAuthError
+from mcpgw_core.redis_link import LuaScript, RedisLink
 from mcpgw_core.state import StateRejected
 
 DEFAULT_KEY_PREFIX: Final = "mcpgw:"
@@ -38,9 +38,11 @@ DEFAULT_TOMBSTONE_TTL_SECONDS: Final = 600
 DEFAULT_EXPIRY_GRACE_SECONDS: Final = 5
 DEFAULT_REDIS_TIMEOUT_SECONDS: Final = 2.0
 
+_T = TypeVar("_T")
+
 # KEYS[1] = record, KEYS[2] = tombstone; ARGV[1] = tombstone TTL.
 # Returns {1, record} when consumed now, {2} when consumed before, {0} when never seen.
-_CONSUME_SCRIPT: Final = """
+_CONSUME_SCRIPT: Final = LuaScript("""
 local record = redis.call('GETDEL', KEYS[1])
 if record then
   redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
@@ -50,7 +52,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   return {2}
 end
 return {0}
-"""
+""")
 
 
 class StateStoreUnavailable(OAuthError):
@@ -82,68 +84,68 @@ class StateStore:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        link: RedisLink,
         *,
         key_prefix: str = DEFAULT_KEY_PREFIX,
         tombstone_ttl: int = DEFAULT_TOMBSTONE_TTL_SECONDS,
         expiry_grace: int = DEFAULT_EXPIRY_GRACE_SECONDS,
+        timeout: float = DEFAULT_REDIS_TIMEOUT_SECONDS,
     ) -> None:
-        self._redis = redis
+        self._link = link
         self._prefix = key_prefix
         self._tombstone_ttl = tombstone_ttl
         self._expiry_grace = expiry_grace
-        self._consume = redis.register_script(_CONSUME_SCRIPT)
+        self._timeout = timeout
 
     @classmethod
     def from_url(
         cls, url: str, *, timeout: float = DEFAULT_REDIS_TIMEOUT_SECONDS, **options: Any
     ) -> StateStore:
-        """A store with its own client: bounded timeouts and no silent command retries."""
-        client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            # A retried consume whose first attempt did run would report a false replay; let the
-            # caller fail closed and the user start again instead.
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=30,
-            # RESP2 parses ~10% faster in pure Python, and nothing here needs RESP3 types.
-            protocol=2,
-        )
-        return cls(client, **options)
+        """A store with its own connections to `url`; every operation is bounded by `timeout`."""
+        return cls(RedisLink.from_url(url, connect_timeout=timeout), timeout=timeout, **options)
 
     @property
-    def redis(self) -> aioredis.Redis:
-        return self._redis
+    def link(self) -> RedisLink:
+        """The connections in use (for diagnostics and tests)."""
+        return self._link
 
     async def create(self, record: FlowRecord, ttl: float) -> None:
         """Store `record` for `ttl` seconds (plus the grace); refuses to overwrite a live one."""
-        key = self._key("flow:", record.nonce)
-        try:
-            stored = await self._redis.set(
-                key,
+        stored = await self._run(
+            self._link.command(
+                "SET",
+                self._key("flow:", record.nonce),
                 record.model_dump_json(),
-                ex=math.ceil(ttl) + self._expiry_grace,
-                nx=True,
+                "EX",
+                math.ceil(ttl) + self._expiry_grace,
+                "NX",
             )
-        except RedisError as exc:
-            raise _unavailable(exc) from exc
+        )
         if not stored:
             # 128 random bits never collide; this means a caller reused a nonce.
             raise ValueError("a flow record for this nonce already exists")
 
-    async def consume(self, nonce: str) -> FlowRecord:
-        """Take the record for `nonce` out of Redis, exactly once, or raise `StateRejected`."""
-        try:
-            reply = await self._consume(
-                keys=[self._key("flow:", nonce), self._key("consumed:", nonce)],
-                args=[self._tombstone_ttl],
+    async def consume(self, nonce: str, *, expected_gateway: str | None = None) -> FlowRecord:
+        """Take the record for `nonce` out of Redis, exactly once, or raise `StateRejected`.
+
+        `expected_gateway` (the verified state's gateway) is compared with the record's as
+        defence in depth; the record is consumed either way, so a mismatch cannot be retried.
+        """
+        reply = await self._run(
+            self._link.run_script(
+                _CONSUME_SCRIPT,
+                [self._key("flow:", nonce), self._key("consumed:", nonce)],
+                [self._tombstone_ttl],
             )
-        except RedisError as exc:
-            raise _unavailable(exc) from exc
+        )
         outcome = reply[0] if isinstance(reply, list) and reply else None
         if outcome == 1 and len(reply) == 2:
-            return _decode(nonce, reply[1])
+            record = _decode(nonce, reply[1])
+            if expected_gateway is not None and record.gateway != expected_gateway:
+                raise StateRejected(
+                    StateRejection.GATEWAY_MISMATCH, "the flow record belongs to another gateway"
+                )
+            return record
         if outcome == 2:
             raise StateRejected(
                 StateRejection.REPLAYED,
@@ -158,17 +160,27 @@ class StateStore:
 
     async def ping(self) -> None:
         """Raise `StateStoreUnavailable` unless Redis answers (for readiness probes)."""
-        try:
-            await self._redis.ping()
-        except RedisError as exc:
-            raise _unavailable(exc) from exc
+        await self._run(self._link.command("PING"))
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        await self._link.aclose()
 
     def record_key(self, nonce: str) -> str:
         """The Redis key of the record for `nonce` (for diagnostics and tests)."""
         return self._key("flow:", nonce)
+
+    async def _run(self, operation: Awaitable[_T]) -> _T:
+        """Await one Redis operation within the store's timeout; failures fail closed."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await operation
+        except TimeoutError:
+            # The link closed the connection on cancellation, so no late reply is misread.
+            raise StateStoreUnavailable(
+                f"Redis did not answer within {self._timeout:g} s"
+            ) from None
+        except RedisError as exc:
+            raise _unavailable(exc) from exc
 
     def _key(self, kind: str, nonce: str) -> str:
         # The braces are a Redis Cluster hash tag: record and tombstone share a slot, as a script

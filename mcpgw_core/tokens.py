@@ -26,8 +26,9 @@ from mcpgw_core.http import MAX_BODY_BYTES, HttpError, HttpReply
 from mcpgw_core.redact import strip_control
 
 DEFAULT_TIME_LIMIT_SECONDS: Final = 10.0
-# RFC 6749 sec. 5.2 and RFC 8707 sec. 2: the AS judged the request itself.
-_RETRY_HOPELESS_STATUSES: Final = frozenset(range(400, 500)) - {408, 425, 429}
+# A 4xx carrying an OAuth `error` (RFC 6749 sec. 5.2, RFC 8707 sec. 2) means the AS processed the
+# request and refused it; request timeout, too early and rate limiting say nothing of the grant.
+_REFUSAL_STATUSES: Final = frozenset(range(400, 500)) - {408, 425, 429}
 _TEMPORARY_ERRORS: Final = frozenset({"temporarily_unavailable", "slow_down", "server_error"})
 _MAX_EXPIRES_IN: Final = 10 * 365 * 24 * 3600
 
@@ -209,7 +210,7 @@ async def _token_request(
         except HttpError as exc:
             raise _ambiguous(reason, f"HTTP 200 but {exc.detail}", retryable=retry) from None
     code = _error_code(reply)
-    definite = reply.status_code in _RETRY_HOPELESS_STATUSES and (
+    definite = reply.status_code in _REFUSAL_STATUSES and (
         code is not None and code not in _TEMPORARY_ERRORS
     )
     message = f"token endpoint answered {reply.status_detail(secrets=secrets)}"

@@ -14,7 +14,6 @@ import httpx
 from pydantic import ValidationError
 
 from mcpgw_core.api import (
-    GROUP,
     ClientStatus,
     ConditionStatus,
     ConditionType,
@@ -23,14 +22,14 @@ from mcpgw_core.api import (
     MCPGatewayStatus,
     Reason,
     RegistrationMode,
-    to_wire,
 )
 from mcpgw_core.discovery import Discovery, MetadataCache
 from mcpgw_core.errors import OAuthError
 from mcpgw_core.kube import Kube, core_path, gateway_path
 from mcpgw_core.registration_policy import choose_registration_mode, negotiate_auth_method
 from mcpgw_operator import children, decide
-from mcpgw_operator.conditions import format_time, retry_status, transitions
+from mcpgw_operator.conditions import format_time, transitions
+from mcpgw_operator.deletion import FINALIZER, ensure_finalizer, finalize
 from mcpgw_operator.events import EventSink
 from mcpgw_operator.registrar import (
     ClientCredentials,
@@ -44,9 +43,6 @@ from mcpgw_operator.settings import OperatorSettings
 JSON = dict[str, Any]
 ObserveAuthorization = Callable[[JSON, datetime], Awaitable["decide.AuthorizationView | None"]]
 log = logging.getLogger(__name__)
-# Kopf is configured with another finalizer name (startup.py); it removes its own when no
-# handler needs it, so sharing one name would make the two fight.
-FINALIZER = f"{GROUP}/registration-cleanup"
 OWNED_STATUS_KEYS = set(MCPGatewayStatus.model_fields) | {
     f.alias for f in MCPGatewayStatus.model_fields.values() if f.alias
 }
@@ -96,84 +92,10 @@ class Reconciler:
             if fresh["metadata"].get("deletionTimestamp"):
                 if FINALIZER not in (fresh["metadata"].get("finalizers") or []):
                     return False
-                await self._finalize(fresh, now)
+                await finalize(self, fresh, now)
             else:
                 await self._pass(fresh, now)
             return True
-
-    async def _ensure_finalizer(self, body: JSON) -> None:
-        """Only a gateway with something to clean up outside the cluster gets a finalizer."""
-        meta = body["metadata"]
-        finalizers = list(meta.get("finalizers") or [])
-        if FINALIZER in finalizers:
-            return
-        updated = await self.kube.merge_patch(
-            gateway_path(meta["namespace"], meta["name"]),
-            {
-                "metadata": {
-                    "finalizers": [*finalizers, FINALIZER],
-                    "resourceVersion": meta["resourceVersion"],
-                }
-            },
-        )
-        meta["finalizers"] = updated["metadata"].get("finalizers")
-        meta["resourceVersion"] = updated["metadata"]["resourceVersion"]
-
-    async def _finalize(self, body: JSON, now: datetime) -> None:
-        """Deletion: RFC 7592 DELETE at the AS (policy Delete), bounded attempts, then release."""
-        meta = body["metadata"]
-        try:
-            policy = MCPGatewaySpec.model_validate(body.get("spec") or {}).deletion_policy
-        except ValidationError:
-            policy = DeletionPolicy.DELETE
-        remaining: list[JSON] = []
-        if policy == DeletionPolicy.DELETE:
-            secret = await self.kube.get(
-                core_path(
-                    "secrets", meta["namespace"], children.registration_secret_name(meta["name"])
-                )
-            )
-            record = children.read_registration_record(secret)
-            leftovers = [
-                r for r in [record.get("registration"), *(record.get("pendingDeletion") or [])] if r
-            ]
-            for reg in leftovers:
-                if not await self.registrar.delete_at_server(reg):
-                    remaining.append(reg)
-            gone = [r for r in leftovers if r not in remaining]
-            if gone:
-                ids = ", ".join(str(r.get("clientId")) for r in gone)
-                await self.events.normal(
-                    body,
-                    "RegistrationDeleted",
-                    f"Deleted client registration(s) {ids} at the authorization server",
-                )
-        if remaining:
-            names = ", ".join(
-                f"{r.get('clientId')} ({r.get('clientName')}) at {r.get('issuer')}"
-                for r in remaining
-            )
-            status = body.get("status") or {}
-            attempts = int((status.get("retry") or {}).get("attempts", 0)) + 1
-            if attempts < self.settings.delete_attempts:
-                retry = retry_status(attempts, Reason.REGISTRATION_DELETE_FAILED, now=now)
-                await self.kube.merge_patch(
-                    gateway_path(meta["namespace"], meta["name"], "status"),
-                    {"status": {"retry": to_wire(retry)}},
-                )
-                return
-            # Deletion must not hang forever on an authorization server that is gone.
-            await self.events.warn(
-                body,
-                "RegistrationLeftBehind",
-                f"Gave up deleting client registration(s) after {attempts} attempts: {names}; "
-                "delete them at the authorization server",
-            )
-        finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
-        await self.kube.merge_patch(
-            gateway_path(meta["namespace"], meta["name"]),
-            {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}},
-        )
 
     async def _pass(self, body: JSON, now: datetime) -> None:
         meta = body["metadata"]
@@ -257,7 +179,7 @@ class Reconciler:
                     Reason.INITIAL_ACCESS_TOKEN_INVALID,
                 )  # fmt: skip
             if spec.deletion_policy == DeletionPolicy.DELETE:
-                await self._ensure_finalizer(body)
+                await ensure_finalizer(self.kube, body)
             return await self.registrar.ensure(body, spec, found, redirect_uri, iat, now)
         except OAuthError as exc:
             raise StageFailed(ConditionType.REGISTERED, exc) from exc

@@ -173,7 +173,8 @@ async def test_expires_in_becomes_an_absolute_expiry(
 def test_token_set_repr_hides_tokens() -> None:
     tokens = TokenSet(access_token="AT-x", refresh_token="RT-y", id_token="ID-z", obtained_at=NOW)
     assert not {"AT-x", "RT-y", "ID-z"} & set(repr(tokens).replace("'", " ").split())
-    assert "AT-x" not in repr(tokens) and "RT-y" not in repr(tokens)
+    assert "AT-x" not in repr(tokens)
+    assert "RT-y" not in repr(tokens)
     assert tokens.expires_within(60, NOW) is False
 
 
@@ -198,7 +199,8 @@ async def exchange_failure(recorder: Recorder, time_limit: float = 5.0) -> Token
 async def test_invalid_grant_is_definite_and_not_retried() -> None:
     recorder = Recorder(oauth_error(400, "invalid_grant", f"code {CODE} was already used"))
     error = await exchange_failure(recorder)
-    assert error.definite and error.grant_revoked
+    assert error.definite
+    assert error.grant_revoked
     assert error.error == "invalid_grant"
     assert error.status_code == 400
     assert "invalid_grant" in error.message
@@ -207,7 +209,8 @@ async def test_invalid_grant_is_definite_and_not_retried() -> None:
 
 async def test_invalid_client_is_definite_but_the_grant_is_not_revoked() -> None:
     error = await exchange_failure(Recorder(oauth_error(401, "invalid_client", "bad secret")))
-    assert error.definite and not error.grant_revoked
+    assert error.definite
+    assert not error.grant_revoked
 
 
 @pytest.mark.parametrize(
@@ -311,7 +314,8 @@ async def test_refresh_invalid_grant_is_definite() -> None:
     with pytest.raises(TokenEndpointError) as info:
         await do_refresh(recorder)
     assert info.value.reason == Reason.REFRESH_FAILED
-    assert info.value.grant_revoked and not info.value.retryable
+    assert info.value.grant_revoked
+    assert not info.value.retryable
     assert len(recorder.requests) == 1
     assert_no_secret(info.value)
 
@@ -321,7 +325,8 @@ async def test_refresh_server_failure_is_ambiguous_and_retryable(status: int) ->
     recorder = Recorder(lambda r: httpx.Response(status, json={"error": "server_error"}))
     with pytest.raises(TokenEndpointError) as info:
         await do_refresh(recorder)
-    assert not info.value.definite and info.value.retryable
+    assert not info.value.definite
+    assert info.value.retryable
     assert len(recorder.requests) == 1
 
 
