@@ -29,6 +29,17 @@ REDIRECT_URI = f"{CALLBACK}/oauth/callback"
 _counter = itertools.count()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Registered here, not in tests/e2e/conftest.py: pytest takes options only from conftests it
+    # loads before collecting, and a run from the repository root would not load that one.
+    parser.addoption(
+        "--cluster",
+        choices=("local", "kind"),
+        default=None,
+        help="cluster backend of the e2e suite (tests/e2e); default $MCPGW_E2E_CLUSTER or local",
+    )
+
+
 @pytest.fixture(scope="session")
 def workdir() -> Path:
     path = default_workdir() / f"run-{os.getpid()}"
