@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 
 from callback_service.errors import ServiceError
 from mcpgw_core.api import Reason
-from mcpgw_core.redis_link import LuaScript, RedisLink
+from mcpgw_core.redis_link import TAKE_ONCE_SCRIPT, RedisLink
 from mcpgw_core.state_store import StateStoreUnavailable
 
 LINK_TOKEN_BYTES: Final = 32
@@ -32,20 +32,6 @@ LINK_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
 DEFAULT_GRACE_SECONDS: Final = 600
 
 _T = TypeVar("_T")
-
-# KEYS[1] = grant, KEYS[2] = tombstone; ARGV[1] = tombstone TTL.
-# Returns {1, grant} when taken now, {2} when taken before, {0} when never seen.
-_TAKE_SCRIPT: Final = LuaScript("""
-local grant = redis.call('GETDEL', KEYS[1])
-if grant then
-  redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
-  return {1, grant}
-end
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  return {2}
-end
-return {0}
-""")
 
 
 class LinkGrant(BaseModel):
@@ -114,7 +100,7 @@ class LinkStore:
             raise link_rejected(Reason.LINK_UNKNOWN, "the authorize link is not valid")
         reply = await self._run(
             self._link.run_script(
-                _TAKE_SCRIPT,
+                TAKE_ONCE_SCRIPT,
                 [self._key("link:", token), self._key("link-used:", token)],
                 [self._grace * 2],
             )

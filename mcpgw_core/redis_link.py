@@ -103,3 +103,19 @@ async def _is_stale(conn: AbstractConnection) -> bool:
         return bool(await conn.can_read())
     except (OSError, RedisConnectionError):
         return True
+
+
+# Take a value exactly once. KEYS[1] = value, KEYS[2] = tombstone; ARGV[1] = tombstone TTL.
+# Returns {1, value} when taken now, {2} when taken before (the tombstone tells a replay from
+# a value never stored or expired), {0} when never seen. One round trip, atomic in Redis.
+TAKE_ONCE_SCRIPT: Final = LuaScript("""
+local value = redis.call('GETDEL', KEYS[1])
+if value then
+  redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
+  return {1, value}
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return {2}
+end
+return {0}
+""")

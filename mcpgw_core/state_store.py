@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 
 from mcpgw_core.api import Reason, StateRejection
 from mcpgw_core.errors import OAuthError
-from mcpgw_core.redis_link import LuaScript, RedisLink
+from mcpgw_core.redis_link import TAKE_ONCE_SCRIPT, RedisLink
 from mcpgw_core.state import StateRejected
 
 DEFAULT_KEY_PREFIX: Final = "mcpgw:"
@@ -39,20 +39,6 @@ DEFAULT_EXPIRY_GRACE_SECONDS: Final = 5
 DEFAULT_REDIS_TIMEOUT_SECONDS: Final = 2.0
 
 _T = TypeVar("_T")
-
-# KEYS[1] = record, KEYS[2] = tombstone; ARGV[1] = tombstone TTL.
-# Returns {1, record} when consumed now, {2} when consumed before, {0} when never seen.
-_CONSUME_SCRIPT: Final = LuaScript("""
-local record = redis.call('GETDEL', KEYS[1])
-if record then
-  redis.call('SET', KEYS[2], '1', 'EX', ARGV[1])
-  return {1, record}
-end
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  return {2}
-end
-return {0}
-""")
 
 
 class StateStoreUnavailable(OAuthError):
@@ -133,7 +119,7 @@ class StateStore:
         """
         reply = await self._run(
             self._link.run_script(
-                _CONSUME_SCRIPT,
+                TAKE_ONCE_SCRIPT,
                 [self._key("flow:", nonce), self._key("consumed:", nonce)],
                 [self._tombstone_ttl],
             )
