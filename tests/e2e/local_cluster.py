@@ -10,10 +10,7 @@ operator discovers the issuer instead of being told it.
 
 from __future__ import annotations
 
-import base64
-import json
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -26,19 +23,18 @@ from tests.support.callback_replicas import (
     CALLBACK_SA,
     USER_HEADER,
     CallbackReplica,
-    install_callback_rbac,
     start_replica,
 )
-from tests.support.control_plane import REPO, ControlPlane
+from tests.support.control_plane import ControlPlane
+from tests.support.dev_stack import install_api, materialize_keys
 from tests.support.mcp_resource import serve_mcp_resource
 from tests.support.oidc_peer import start_oidc_peer
 from tests.support.operator_process import (
     OPERATOR_SA,
     SYSTEM_NAMESPACE,
-    install_operator_rbac,
     start_operator,
 )
-from tests.support.processes import ManagedProcess, SetupError, free_port
+from tests.support.processes import ManagedProcess, free_port
 from tests.support.redis_server import start_redis
 
 #: Its own callback name (and so key Secret), apart from other tests' operators in the session.
@@ -74,33 +70,6 @@ class LocalCluster(Cluster):
         return "\n".join(p.log_path.read_text(errors="replace") for p in procs)
 
 
-def _materialize_keys(cp: ControlPlane, key_dir: Path) -> None:
-    """Copy the operator-made key-ring Secret into files with a Secret volume's layout."""
-    deadline = time.monotonic() + KEY_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        got = cp.kubectl_run("get", "secret", KEY_SECRET, "-n", SYSTEM_NAMESPACE, "-o", "json")
-        if got.returncode == 0:
-            key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            for name, value in (json.loads(got.stdout).get("data") or {}).items():
-                path = key_dir / name
-                path.write_bytes(base64.b64decode(value))
-                path.chmod(0o600)
-            return
-        time.sleep(0.3)
-    raise SetupError(f"the operator did not create Secret {SYSTEM_NAMESPACE}/{KEY_SECRET}")
-
-
-def _install_api(cp: ControlPlane) -> None:
-    applied = cp.kubectl_run("apply", "--server-side", "-f", str(REPO / "crds"))
-    if applied.returncode != 0:
-        raise SetupError(f"applying the CRD failed: {applied.stderr}")
-    cp.kubectl_run(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/mcpgateways.mcpgw.dev"
-    )
-    install_operator_rbac(cp)
-    install_callback_rbac(cp)
-
-
 @contextmanager
 def local_cluster(cp: ControlPlane, workdir: Path) -> Iterator[LocalCluster]:
     """Start everything (bounded waits throughout); stop it all on exit, newest first."""
@@ -112,7 +81,7 @@ def local_cluster(cp: ControlPlane, workdir: Path) -> Iterator[LocalCluster]:
         )
         stack.callback(peer.stop)
         mcp = stack.enter_context(serve_mcp_resource(peer.issuer))
-        _install_api(cp)
+        install_api(cp)
         operator_kc = service_account_kubeconfig(
             cp, SYSTEM_NAMESPACE, OPERATOR_SA, workdir / "operator.kubeconfig"
         )
@@ -139,7 +108,7 @@ def local_cluster(cp: ControlPlane, workdir: Path) -> Iterator[LocalCluster]:
             },
         )
         stack.callback(operator.stop)
-        _materialize_keys(cp, workdir / "keys")
+        materialize_keys(cp, workdir / "keys", secret=KEY_SECRET, timeout=KEY_WAIT_SECONDS)
         replicas: list[CallbackReplica] = []
         for port in (first_port, second_port):
             replica = start_replica(

@@ -55,11 +55,14 @@ def install_api(cp: ControlPlane) -> None:
     install_callback_rbac(cp)
 
 
-def _materialize_keys(cp: ControlPlane, key_dir: Path, timeout: float = 30.0) -> None:
-    """Copy the operator-made key-ring Secret into files, as a Secret volume would."""
+def materialize_keys(
+    cp: ControlPlane, key_dir: Path, *, secret: str = KEY_SECRET, timeout: float = 30.0
+) -> None:
+    """Wait for the operator-made key-ring Secret and copy it into files, as a Secret volume
+    would, for callback replicas running as local processes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        got = cp.kubectl_run("get", "secret", KEY_SECRET, "-n", SYSTEM_NAMESPACE, "-o", "json")
+        got = cp.kubectl_run("get", "secret", secret, "-n", SYSTEM_NAMESPACE, "-o", "json")
         if got.returncode == 0:
             key_dir.mkdir(parents=True, exist_ok=True)
             key_dir.chmod(0o700)
@@ -69,7 +72,7 @@ def _materialize_keys(cp: ControlPlane, key_dir: Path, timeout: float = 30.0) ->
                 path.chmod(0o600)
             return
         time.sleep(0.5)
-    raise SetupError(f"the operator did not create Secret {SYSTEM_NAMESPACE}/{KEY_SECRET}")
+    raise SetupError(f"the operator did not create Secret {SYSTEM_NAMESPACE}/{secret}")
 
 
 def start_stack(
@@ -103,7 +106,7 @@ def start_stack(
             },
         )
         started.append((operator, "mcpgw_operator"))
-        _materialize_keys(cp, dev / "keys")
+        materialize_keys(cp, dev / "keys")
         callback = start_replica(
             workdir=logs,
             redis_url=redis_url,
