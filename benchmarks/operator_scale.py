@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -122,6 +123,8 @@ def main() -> None:
     parser.add_argument("--memory-gateways", type=int, default=1000)
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     args = parser.parse_args()
+    # Stopped from outside (timeout, Ctrl-C): still stop the control plane and the operator.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     work = Path(tempfile.mkdtemp(prefix="mcpgw-bench-"))
     audit = work / "audit.log"

@@ -138,6 +138,7 @@ class Kube:
                 timeout=self.timeout,
                 follow_redirects=False,
                 headers={"User-Agent": "mcpgw-operator"},
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
             )
         return self._client
 

@@ -85,6 +85,10 @@ class CallbackInfra:
             log.warning(
                 "callback service objects: Kubernetes API error %s %s", exc.status, exc.reason
             )
+            if self.current is not None and (exc.status == 0 or exc.status >= 500):
+                # A busy or briefly unreachable API server says nothing about the callback
+                # service; flipping every gateway's status to Unknown would only add load.
+                return self.current
             seen = CallbackObservation(
                 api_error=f"Kubernetes API answered {exc.status} {exc.reason}"
             )

@@ -60,10 +60,18 @@ async def run_pass(key: Key, trigger: str, body: dict[str, Any] | None = None) -
                 return
         if await state.reconciler.reconcile(body, now, trigger=trigger):
             state.scheduler.passed(key, now)
+        state.scheduler.api_succeeded(key)
     except RegistrationBusy:
         log.info("gateway %s/%s: registration record changed underneath; retrying", *key)
         state.scheduler.soon(key)
     except KubeError as exc:
-        # The API server is unreachable or refused a write; the next tick tries again.
-        log.warning("gateway %s/%s: Kubernetes API error %s %s", *key, exc.status, exc.reason)
-        state.scheduler.soon(key)
+        # The API server is unreachable, overloaded or refused a write: back off, try again.
+        delay = state.scheduler.api_failed(key, now)
+        log.warning(
+            "gateway %s/%s: Kubernetes API error (%s %s: %s); retrying in %.0f s",
+            *key,
+            exc.status,
+            exc.reason,
+            exc.message,
+            delay,
+        )

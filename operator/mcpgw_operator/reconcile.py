@@ -65,6 +65,9 @@ class Reconciler:
     cache: MetadataCache
     events: EventSink
     locks: defaultdict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
+    # Passes running at once: enough to keep the API server and the ASes busy, few enough
+    # that 1,000 gateways created together queue here instead of timing out in HTTP pools.
+    passes: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(24))
     # Plugged in by the callback-service and token modules; None means "not known yet".
     callback_health: Callable[[], decide.CallbackHealth | None] = lambda: None
     observe_authorization: ObserveAuthorization | None = None
@@ -83,7 +86,7 @@ class Reconciler:
         meta = body["metadata"]
         if trigger == "tick" and not _retry_due(body, now):
             return False
-        async with self.locks[f"{meta['namespace']}/{meta['name']}"]:
+        async with self.locks[f"{meta['namespace']}/{meta['name']}"], self.passes:
             fresh = await self.kube.get(gateway_path(meta["namespace"], meta["name"]))
             if fresh is None:
                 return False
