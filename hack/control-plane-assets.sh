@@ -69,8 +69,11 @@ build_kubernetes() {
   say "kube-apiserver and kube-controller-manager $K8S_VERSION: building from the Go module proxy (cold: several minutes)"
   local work="$CACHE_ROOT/build/k8s-$K8S_VERSION" staging="v0${K8S_VERSION#v1}"
   mkdir -p "$work"
-  local modfile
-  modfile="$(cd "$work" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
+  local modfile info
+  if ! info="$(cd "$work" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" 2>&1)"; then
+    die "could not download k8s.io/kubernetes@$K8S_VERSION from the Go module proxy ($(echo "$info" | grep -m1 -o '"Error": "[^"]*"' || echo "$info" | tail -n 1)); check K8S_VERSION and that the Go module proxy is reachable"
+  fi
+  modfile="$(echo "$info" | sed -n 's/.*"GoMod": "\(.*\)",/\1/p')"
   [[ -f "$modfile" ]] || die "could not download k8s.io/kubernetes@$K8S_VERSION from the Go module proxy"
   {
     echo "module mcpgw.local/k8s-assets"

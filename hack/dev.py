@@ -28,7 +28,8 @@ from tests.support.processes import (  # noqa: E402
     stop_pid,
 )
 
-DEV = REPO / ".dev"
+# MCPGW_DEV_DIR moves the state folder (tests use a temporary one).
+DEV = Path(os.environ.get("MCPGW_DEV_DIR", REPO / ".dev"))
 PIDS = DEV / "pids.json"
 PEER_DIR = REPO / "tests" / "peers" / "oidc"
 
