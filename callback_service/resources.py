@@ -102,6 +102,7 @@ def build_resources(settings: CallbackSettings) -> Resources:
         settings.redis_url,
         timeout=settings.redis_timeout_seconds,
         key_prefix=settings.redis_key_prefix,
+        ca_file=str(settings.redis_ca_file) if settings.redis_ca_file else None,
     )
     return Resources(
         store=store,

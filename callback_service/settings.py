@@ -36,6 +36,9 @@ class CallbackSettings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Shared state store.")
     redis_timeout_seconds: float = Field(2.0, gt=0, le=30)
     redis_key_prefix: str = Field("mcpgw:", min_length=1, max_length=64)
+    redis_ca_file: Path | None = Field(
+        None, description="CA bundle that signed a TLS (rediss://) Redis's certificate."
+    )
     key_dir: Path = Field(
         Path("/etc/mcpgw/state-keys"),
         description="Mounted HMAC key-ring Secret (one file per key; see mcpgw_core.keyring).",

@@ -41,14 +41,18 @@ class RedisLink:
         *,
         connect_timeout: float,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        ca_file: str | None = None,
     ) -> RedisLink:
-        """Connections for `url` (`redis://`, `rediss://` or `unix://`, with auth and db)."""
+        """Connections for `url` (`redis://`, `rediss://` or `unix://`, with auth and db);
+        `ca_file` is the CA to verify a `rediss://` server with (plain connections take none)."""
+        tls = {"ssl_ca_certs": ca_file} if ca_file and url.startswith("rediss://") else {}
         factory = ConnectionPool.from_url(
             url,
             socket_connect_timeout=connect_timeout,
             socket_timeout=None,
             # RESP2 parses faster in pure Python, and nothing here needs RESP3 types.
             protocol=2,
+            **tls,
         )
         return cls(factory, max_connections=max_connections)
 

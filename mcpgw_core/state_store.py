@@ -85,10 +85,17 @@ class StateStore:
 
     @classmethod
     def from_url(
-        cls, url: str, *, timeout: float = DEFAULT_REDIS_TIMEOUT_SECONDS, **options: Any
+        cls,
+        url: str,
+        *,
+        timeout: float = DEFAULT_REDIS_TIMEOUT_SECONDS,
+        ca_file: str | None = None,
+        **options: Any,
     ) -> StateStore:
-        """A store with its own connections to `url`; every operation is bounded by `timeout`."""
-        return cls(RedisLink.from_url(url, connect_timeout=timeout), timeout=timeout, **options)
+        """A store with its own connections to `url`; every operation is bounded by `timeout`.
+        `ca_file` verifies a `rediss://` server signed by a private CA."""
+        link = RedisLink.from_url(url, connect_timeout=timeout, ca_file=ca_file)
+        return cls(link, timeout=timeout, **options)
 
     @property
     def link(self) -> RedisLink:

@@ -21,6 +21,9 @@ CONTAINER: Final = "callback"
 KEY_VOLUME: Final = "state-keys"
 # Kubelet makes Secret files root-owned; group-readable plus fsGroup lets the non-root user in.
 KEY_FILE_MODE: Final = 0o440
+REDIS_CA_VOLUME: Final = "redis-ca"
+REDIS_CA_DIR: Final = "/etc/mcpgw/redis-ca"
+REDIS_CA_FILE: Final = f"{REDIS_CA_DIR}/ca.crt"
 RUN_AS: Final = 65532  # the image's user (Dockerfile)
 SERVICE_PORT: Final = 80
 ROTATION_ANNOTATION: Final = f"{GROUP}/rotation"
@@ -75,6 +78,8 @@ def _env(settings: OperatorSettings) -> list[JSON]:
         env.append({"name": "MCPGW_CALLBACK_REDIS_URL", "valueFrom": {"secretKeyRef": ref}})
     elif settings.callback_redis_url:
         env.append({"name": "MCPGW_CALLBACK_REDIS_URL", "value": settings.callback_redis_url})
+    if settings.callback_redis_ca_secret:
+        env.append({"name": "MCPGW_CALLBACK_REDIS_CA_FILE", "value": REDIS_CA_FILE})
     return env
 
 
@@ -99,6 +104,11 @@ def _container(settings: OperatorSettings) -> JSON:
             # The whole Secret as a directory (never subPath), so key rotations reach the pod.
             {"name": KEY_VOLUME, "mountPath": settings.callback_key_dir, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, not the host's
+            *(
+                [{"name": REDIS_CA_VOLUME, "mountPath": REDIS_CA_DIR, "readOnly": True}]
+                if settings.callback_redis_ca_secret
+                else []
+            ),
         ],
         "readinessProbe": _probe("/readyz", 5),
         "livenessProbe": _probe("/healthz", 10),
@@ -145,11 +155,28 @@ def desired_deployment(settings: OperatorSettings) -> JSON:
                             },
                         },
                         {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}},
+                        *_redis_ca_volume(settings),
                     ],
                 },
             },
         },
     }
+
+
+def _redis_ca_volume(settings: OperatorSettings) -> list[JSON]:
+    """The CA of a TLS Redis, when configured, as one file the service points redis-py at."""
+    if not settings.callback_redis_ca_secret:
+        return []
+    return [
+        {
+            "name": REDIS_CA_VOLUME,
+            "secret": {
+                "secretName": settings.callback_redis_ca_secret,
+                "items": [{"key": settings.callback_redis_ca_secret_key, "path": "ca.crt"}],
+                "defaultMode": KEY_FILE_MODE,
+            },
+        }
+    ]
 
 
 def desired_service(settings: OperatorSettings) -> JSON:

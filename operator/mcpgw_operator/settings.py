@@ -89,6 +89,10 @@ class OperatorSettings(BaseSettings):
         "", description="Secret (in the callback namespace) holding the Redis URL with password."
     )
     callback_redis_url_secret_key: str = "url"  # noqa: S105 - a key name, not a password
+    callback_redis_ca_secret: str = Field(
+        "", description="Secret with the CA that signed a TLS (rediss://) Redis's certificate."
+    )
+    callback_redis_ca_secret_key: str = "ca.crt"  # noqa: S105 - a key name, not a secret
     callback_state_ttl_seconds: int = Field(300, ge=30, le=3600)
     callback_auth_mode: str = Field("proxy-header", pattern=r"^(proxy-header|dev-insecure)$")
     callback_user_header: str = "X-Forwarded-User"

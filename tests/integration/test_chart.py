@@ -32,7 +32,6 @@ SYSTEM = "mcpgw-system"
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
 # Rendered by the chart, not yet read by the operator: mounting a Redis CA into the callback
 # pods needs operator settings of these names (see the chart's redis.external.tls.caSecret).
-AWAITING_OPERATOR_SUPPORT = {"MCPGW_CALLBACK_REDIS_CA_SECRET", "MCPGW_CALLBACK_REDIS_CA_SECRET_KEY"}
 # The smallest ServiceMonitor CRD that lets the API server accept one (the real one is large).
 SERVICE_MONITOR_CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",
@@ -252,10 +251,7 @@ def test_rendered_env_is_what_operator_and_callback_accept(
         for name in env
         if name.startswith("MCPGW_") and name[6:].lower() not in OperatorSettings.model_fields
     }
-    assert unknown <= AWAITING_OPERATOR_SUPPORT, f"the operator has no setting for {unknown}"
-    assert not {n[6:].lower() for n in AWAITING_OPERATOR_SUPPORT} & set(
-        OperatorSettings.model_fields
-    ), "the operator reads the Redis CA settings now: drop AWAITING_OPERATOR_SUPPORT"
+    assert not unknown, f"the operator has no setting for {unknown}"
 
     settings = _settings_from_env(monkeypatch, {**env, "POD_NAMESPACE": SYSTEM})
     assert settings.namespaces == expected["namespaces"]

@@ -483,3 +483,24 @@ def test_scheduler_marks_every_known_gateway_urgent() -> None:
     scheduler.saw(("b", "two"), None)
     scheduler.all_soon()
     assert scheduler.urgent == {("a", "one"), ("b", "two")}
+
+
+def test_a_redis_ca_secret_is_mounted_and_named_to_the_service() -> None:
+    deployment = m.desired_deployment(make_settings(callback_redis_ca_secret="redis-ca"))
+    assert env_of(deployment)["MCPGW_CALLBACK_REDIS_CA_FILE"] == m.REDIS_CA_FILE
+    mounts = {v["name"]: v for v in container(deployment)["volumeMounts"]}
+    assert mounts[m.REDIS_CA_VOLUME] == {
+        "name": m.REDIS_CA_VOLUME,
+        "mountPath": m.REDIS_CA_DIR,
+        "readOnly": True,
+    }
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    secret = volumes[m.REDIS_CA_VOLUME]["secret"]
+    assert secret["secretName"] == "redis-ca"
+    assert secret["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+
+
+def test_no_redis_ca_without_the_setting() -> None:
+    deployment = m.desired_deployment(make_settings())
+    assert "MCPGW_CALLBACK_REDIS_CA_FILE" not in env_of(deployment)
+    assert m.REDIS_CA_VOLUME not in {v["name"] for v in container(deployment)["volumeMounts"]}
