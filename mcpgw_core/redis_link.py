@@ -1,11 +1,10 @@
-"""A lean path to Redis for the state store: redis-py connections without the client layers.
+"""Connections to Redis for the state store and authorize links: one command at a time each.
 
 Why not `redis.asyncio.Redis`: on this project's hot path (two commands per authorization flow)
-its per-command machinery (pool checkout checks, retry wrapper, metrics hooks, a `wait_for` task
-per write when a socket timeout is set) cost about 270 us of client CPU per create + consume on
-the project's 2-core machine, against about 200 us here. redis-py still owns the protocol, URL
-parsing, AUTH/SELECT and TLS (its `Connection` classes); this module only keeps idle
-connections in a LIFO list and sends one command at a time on each.
+its per-command machinery (pool checkout checks, retry wrapper, parser layers) cost more client
+CPU than the round trips themselves on the project's 2-core machine. `mcpgw_core.resp` speaks
+the protocol; this module keeps idle connections in a LIFO list, bounds how many are open, and
+sends one command at a time on each.
 
 Deliberately absent: retries (a consume whose reply was lost must not run twice) and per-socket
 timeouts (callers bound each whole operation with `asyncio.timeout`). A connection that fails or
@@ -16,22 +15,31 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ssl
 from typing import Any, Final
 
-from redis.asyncio.connection import AbstractConnection, ConnectionPool
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+
+from mcpgw_core.resp import Endpoint, RespConnection, connect
 
 DEFAULT_MAX_CONNECTIONS: Final = 64
 
 
 class RedisLink:
-    """Up to `max_connections` redis-py connections, each carrying one command at a time."""
+    """Up to `max_connections` connections, each carrying one command at a time."""
 
-    def __init__(self, factory: ConnectionPool, *, max_connections: int) -> None:
-        # The pool is used only as a connection factory holding the parsed URL settings.
-        self._factory = factory
-        self._idle: list[AbstractConnection] = []
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        connect_timeout: float,
+        max_connections: int,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._endpoint = endpoint
+        self._connect_timeout = connect_timeout
+        self._ssl = ssl_context
+        self._idle: list[RespConnection] = []
         self._slots = asyncio.Semaphore(max_connections)
 
     @classmethod
@@ -44,27 +52,24 @@ class RedisLink:
         ca_file: str | None = None,
     ) -> RedisLink:
         """Connections for `url` (`redis://`, `rediss://` or `unix://`, with auth and db);
-        `ca_file` is the CA to verify a `rediss://` server with (plain connections take none)."""
-        tls = {"ssl_ca_certs": ca_file} if ca_file and url.startswith("rediss://") else {}
-        factory = ConnectionPool.from_url(
-            url,
-            socket_connect_timeout=connect_timeout,
-            socket_timeout=None,
-            # RESP2 parses faster in pure Python, and nothing here needs RESP3 types.
-            protocol=2,
-            **tls,
+        `ca_file` is the CA to verify a `rediss://` server with (else the system's CAs)."""
+        endpoint = Endpoint.from_url(url)
+        context = ssl.create_default_context(cafile=ca_file) if endpoint.tls else None
+        return cls(
+            endpoint,
+            connect_timeout=connect_timeout,
+            max_connections=max_connections,
+            ssl_context=context,
         )
-        return cls(factory, max_connections=max_connections)
 
     async def command(self, *args: Any) -> Any:
-        """Send one command and return its parsed reply; redis-py exceptions pass through."""
+        """Send one command and return its reply; redis-py exception types are raised."""
         async with self._slots:
             conn = await self._checkout()
             try:
-                await conn.send_packed_command(conn.pack_command(*args), check_health=False)
-                reply = await conn.read_response()
+                reply = await conn.call(*args)
             except BaseException:
-                await conn.disconnect(nowait=True)
+                conn.close()
                 raise
             self._idle.append(conn)
             return reply
@@ -79,17 +84,19 @@ class RedisLink:
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
         for conn in idle:
-            await conn.disconnect()
+            conn.close()
 
-    async def _checkout(self) -> AbstractConnection:
+    async def _checkout(self) -> RespConnection:
+        # An idle connection that Redis closed (restart, idle timeout) has seen its EOF: the
+        # event loop keeps reading idle sockets, and a closed one is no longer `usable`.
         while self._idle:
             conn = self._idle.pop()
-            if conn.is_connected and not await _is_stale(conn):
+            if conn.usable:
                 return conn
-            await conn.disconnect(nowait=True)
-        fresh: AbstractConnection = self._factory.make_connection()  # type: ignore[no-untyped-call]
-        await fresh.connect()  # type: ignore[no-untyped-call]
-        return fresh
+            conn.close()
+        return await connect(
+            self._endpoint, connect_timeout=self._connect_timeout, ssl_context=self._ssl
+        )
 
 
 class LuaScript:
@@ -99,14 +106,6 @@ class LuaScript:
         self.source = source
         # SHA1 is what Redis names scripts by; this is not a security use.
         self.sha1 = hashlib.sha1(source.encode("utf-8"), usedforsecurity=False).hexdigest()
-
-
-async def _is_stale(conn: AbstractConnection) -> bool:
-    """An idle connection with anything to read was closed by Redis or carries a stray reply."""
-    try:
-        return bool(await conn.can_read())
-    except (OSError, RedisConnectionError):
-        return True
 
 
 # Take a value exactly once. KEYS[1] = value, KEYS[2] = tombstone; ARGV[1] = tombstone TTL.

@@ -1,4 +1,4 @@
-"""A TLS Redis signed by a private CA: the state store verifies it with the configured CA file."""
+"""Redis behind TLS with a private CA, and behind a password with a database number."""
 
 from __future__ import annotations
 
@@ -75,5 +75,49 @@ async def test_without_the_ca_the_tls_redis_is_refused(tls_redis: tuple[str, Pat
     try:
         with pytest.raises(StateStoreUnavailable):
             await store.create(_record("m" * 22), ttl=60)
+    finally:
+        await store.aclose()
+
+
+@pytest.fixture
+def password_redis(tmp_path: Path) -> Iterator[int]:
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed; run `make deps`"
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--requirepass", "s3cret-pw",
+         "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while not port_open(port):
+            assert time.monotonic() < deadline, "redis-server did not listen in 10 s"
+            time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def test_password_and_database_from_the_url(password_redis: int) -> None:
+    store = StateStore.from_url(f"redis://:s3cret-pw@127.0.0.1:{password_redis}/3", timeout=2.0)
+    try:
+        await store.create(_record("p" * 22), ttl=60)
+        assert await store.link.command("CLIENT", "INFO") is not None
+        info = await store.link.command("CLIENT", "INFO")
+        assert b"db=3" in info
+        assert (await store.consume("p" * 22)).user == "alice"
+    finally:
+        await store.aclose()
+
+
+async def test_a_wrong_password_fails_closed(password_redis: int) -> None:
+    store = StateStore.from_url(f"redis://:wrong@127.0.0.1:{password_redis}/0", timeout=2.0)
+    try:
+        with pytest.raises(StateStoreUnavailable) as caught:
+            await store.create(_record("q" * 22), ttl=60)
+        assert "wrong" not in str(caught.value)
     finally:
         await store.aclose()
