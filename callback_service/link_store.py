@@ -10,22 +10,19 @@ Redis failures raise `StateStoreUnavailable`: no in-process fallback, as for flo
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import math
 import re
 import secrets
-from collections.abc import Awaitable
 from typing import Final, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-from redis.exceptions import RedisError
 
 from callback_service.errors import ServiceError
 from mcpgw_core.api import Reason
-from mcpgw_core.redis_link import TAKE_ONCE_SCRIPT, RedisLink
-from mcpgw_core.state_store import StateStoreUnavailable
+from mcpgw_core.redis_link import RedisLink
+from mcpgw_core.state_store import bounded
 
 LINK_TOKEN_BYTES: Final = 32
 LINK_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -79,15 +76,10 @@ class LinkStore:
 
     async def put(self, token: str, grant: LinkGrant, ttl: float) -> None:
         """Store `grant` under `token` for `ttl` seconds plus the grace; never overwrites."""
-        stored = await self._run(
-            self._link.command(
-                "SET",
-                self._key("link:", token),
-                grant.model_dump_json(),
-                "EX",
-                math.ceil(ttl) + self._grace,
-                "NX",
-            )
+        key = self._key("link:", token)
+        ttl_seconds = math.ceil(ttl) + self._grace
+        stored = await bounded(
+            self._link.put_new(key, grant.model_dump_json(), ttl_seconds), self._timeout
         )
         if not stored:
             # 256 random bits never collide; this means a caller reused a token.
@@ -98,39 +90,21 @@ class LinkStore:
         if not LINK_TOKEN_RE.fullmatch(token):
             # Not one of ours: no need to ask Redis.
             raise link_rejected(Reason.LINK_UNKNOWN, "the authorize link is not valid")
-        reply = await self._run(
-            self._link.run_script(
-                TAKE_ONCE_SCRIPT,
-                [self._key("link:", token), self._key("link-used:", token)],
-                [self._grace * 2],
-            )
+        taken = await bounded(
+            self._link.take_once(
+                self._key("link:", token), self._key("link-used:", token), self._grace * 2
+            ),
+            self._timeout,
         )
-        outcome = reply[0] if isinstance(reply, list) and reply else None
-        if outcome == 1 and len(reply) == 2:
-            return _decode(reply[1])
-        if outcome == 2:
+        if taken.value is not None:
+            return _decode(taken.value)
+        if taken.replayed:
             raise link_rejected(
                 Reason.LINK_REPLAYED, "the authorize link was already used; links work once"
             )
-        if outcome == 0:
-            raise link_rejected(
-                Reason.LINK_UNKNOWN, "no such authorize link (never minted, or long expired)"
-            )
-        raise StateStoreUnavailable("the state store gave an unexpected answer")
-
-    async def _run(self, operation: Awaitable[_T]) -> _T:
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await operation
-        except TimeoutError:
-            raise StateStoreUnavailable(
-                f"Redis did not answer within {self._timeout:g} s"
-            ) from None
-        except RedisError as exc:
-            # The class name only: redis-py messages can carry the command and its arguments.
-            raise StateStoreUnavailable(
-                f"Redis is unreachable or refused the command ({type(exc).__name__})"
-            ) from None
+        raise link_rejected(
+            Reason.LINK_UNKNOWN, "no such authorize link (never minted, or long expired)"
+        )
 
     def _key(self, kind: str, token: str) -> str:
         # Hash tag: grant and tombstone share a Redis Cluster slot, as the script requires.

@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ssl
+from dataclasses import dataclass
 from typing import Any, Final
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from mcpgw_core.resp import Endpoint, RespConnection, connect
@@ -81,6 +83,22 @@ class RedisLink:
         except NoScriptError:
             return await self.command("EVAL", script.source, len(keys), *keys, *args)
 
+    async def put_new(self, key: str, value: str, ttl: int) -> bool:
+        """SET with a TTL, only if `key` is absent: False when it already exists."""
+        return bool(await self.command("SET", key, value, "EX", ttl, "NX"))
+
+    async def take_once(self, key: str, tombstone: str, tombstone_ttl: int) -> Taken:
+        """Take `key`'s value exactly once (TAKE_ONCE_SCRIPT): the value, or why there is none."""
+        reply = await self.run_script(TAKE_ONCE_SCRIPT, [key, tombstone], [tombstone_ttl])
+        outcome = reply[0] if isinstance(reply, list) and reply else None
+        if outcome == 1 and len(reply) == 2 and isinstance(reply[1], bytes):
+            return Taken(reply[1])
+        if outcome == 2:
+            return Taken(None, replayed=True)
+        if outcome == 0:
+            return Taken(None)
+        raise RedisConnectionError("unexpected answer to the take-once script")
+
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
         for conn in idle:
@@ -97,6 +115,15 @@ class RedisLink:
         return await connect(
             self._endpoint, connect_timeout=self._connect_timeout, ssl_context=self._ssl
         )
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What `take_once` found: the value, or none because it was taken before (`replayed`) or
+    never stored or expired."""
+
+    value: bytes | None
+    replayed: bool = False
 
 
 class LuaScript:

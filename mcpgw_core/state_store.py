@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 
 from mcpgw_core.api import Reason, StateRejection
 from mcpgw_core.errors import OAuthError
-from mcpgw_core.redis_link import TAKE_ONCE_SCRIPT, RedisLink
+from mcpgw_core.redis_link import RedisLink
 from mcpgw_core.state import StateRejected
 
 DEFAULT_KEY_PREFIX: Final = "mcpgw:"
@@ -104,15 +104,10 @@ class StateStore:
 
     async def create(self, record: FlowRecord, ttl: float) -> None:
         """Store `record` for `ttl` seconds (plus the grace); refuses to overwrite a live one."""
-        stored = await self._run(
-            self._link.command(
-                "SET",
-                self._key("flow:", record.nonce),
-                record.model_dump_json(),
-                "EX",
-                math.ceil(ttl) + self._expiry_grace,
-                "NX",
-            )
+        key = self._key("flow:", record.nonce)
+        ttl_seconds = math.ceil(ttl) + self._expiry_grace
+        stored = await bounded(
+            self._link.put_new(key, record.model_dump_json(), ttl_seconds), self._timeout
         )
         if not stored:
             # 128 random bits never collide; this means a caller reused a nonce.
@@ -124,36 +119,32 @@ class StateStore:
         `expected_gateway` (the verified state's gateway) is compared with the record's as
         defence in depth; the record is consumed either way, so a mismatch cannot be retried.
         """
-        reply = await self._run(
-            self._link.run_script(
-                TAKE_ONCE_SCRIPT,
-                [self._key("flow:", nonce), self._key("consumed:", nonce)],
-                [self._tombstone_ttl],
-            )
+        taken = await bounded(
+            self._link.take_once(
+                self._key("flow:", nonce), self._key("consumed:", nonce), self._tombstone_ttl
+            ),
+            self._timeout,
         )
-        outcome = reply[0] if isinstance(reply, list) and reply else None
-        if outcome == 1 and len(reply) == 2:
-            record = _decode(nonce, reply[1])
+        if taken.value is not None:
+            record = _decode(nonce, taken.value)
             if expected_gateway is not None and record.gateway != expected_gateway:
                 raise StateRejected(
                     StateRejection.GATEWAY_MISMATCH, "the flow record belongs to another gateway"
                 )
             return record
-        if outcome == 2:
+        if taken.replayed:
             raise StateRejected(
                 StateRejection.REPLAYED,
                 "state was already used (callback opened twice, or replayed)",
             )
-        if outcome == 0:
-            raise StateRejected(
-                StateRejection.UNKNOWN,
-                "no flow for this state (never stored, expired, or the store lost it)",
-            )
-        raise StateStoreUnavailable("the state store gave an unexpected answer")
+        raise StateRejected(
+            StateRejection.UNKNOWN,
+            "no flow for this state (never stored, expired, or the store lost it)",
+        )
 
     async def ping(self) -> None:
         """Raise `StateStoreUnavailable` unless Redis answers (for readiness probes)."""
-        await self._run(self._link.command("PING"))
+        await bounded(self._link.command("PING"), self._timeout)
 
     async def aclose(self) -> None:
         await self._link.aclose()
@@ -161,19 +152,6 @@ class StateStore:
     def record_key(self, nonce: str) -> str:
         """The Redis key of the record for `nonce` (for diagnostics and tests)."""
         return self._key("flow:", nonce)
-
-    async def _run(self, operation: Awaitable[_T]) -> _T:
-        """Await one Redis operation within the store's timeout; failures fail closed."""
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await operation
-        except TimeoutError:
-            # The link closed the connection on cancellation, so no late reply is misread.
-            raise StateStoreUnavailable(
-                f"Redis did not answer within {self._timeout:g} s"
-            ) from None
-        except RedisError as exc:
-            raise _unavailable(exc) from exc
 
     def _key(self, kind: str, nonce: str) -> str:
         # The braces are a Redis Cluster hash tag: record and tombstone share a slot, as a script
@@ -195,8 +173,18 @@ def _decode(nonce: str, raw: object) -> FlowRecord:
         ) from None
 
 
-def _unavailable(exc: RedisError) -> StateStoreUnavailable:
-    # Class names only: redis-py messages carry host names, ports and sometimes the command.
-    return StateStoreUnavailable(
-        f"Redis is unreachable or refused the command ({type(exc).__name__})"
-    )
+async def bounded(operation: Awaitable[_T], seconds: float) -> _T:
+    """Await one Redis operation within `seconds`; any failure is `StateStoreUnavailable`.
+
+    The link closes a connection whose command was cancelled, so no late reply is misread.
+    Messages name the exception class only: Redis errors can carry commands and arguments.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            return await operation
+    except TimeoutError:
+        raise StateStoreUnavailable(f"Redis did not answer within {seconds:g} s") from None
+    except RedisError as exc:
+        raise StateStoreUnavailable(
+            f"Redis is unreachable or refused the command ({type(exc).__name__})"
+        ) from None
