@@ -452,7 +452,7 @@ class AuthorizationStatus(_Model):
         json_schema_extra=_DATE_TIME,
     )
     users_authorized: int | None = Field(
-        None, description="Number of users with stored tokens.", ge=0
+        None, description="Users whose stored tokens are usable (unexpired or refreshable).", ge=0
     )
 
 
