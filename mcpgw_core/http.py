@@ -186,7 +186,7 @@ async def send(
         async with asyncio.timeout(time_limit):
             response = await client.send(request, stream=True, auth=auth)
             try:
-                content = await _read_capped(response) if read_body else b""
+                content = await read_capped(response) if read_body else b""
             finally:
                 await response.aclose()
     except httpx.UnsupportedProtocol as exc:
@@ -206,27 +206,28 @@ async def send(
         raise HttpError(
             Reason.AUTHORIZATION_SERVER_UNREACHABLE, what, _transport_kind(exc), retryable=True
         ) from exc
-    except _BodyTooLarge as exc:
+    except BodyTooLarge as exc:
         raise HttpError(
             invalid_reason, what, f"response body exceeds {MAX_BODY_BYTES // 1024} KiB"
         ) from exc
     return HttpReply(method, url, response.status_code, response.headers, content)
 
 
-class _BodyTooLarge(Exception):
+class BodyTooLarge(Exception):
     """The response body passed `MAX_BODY_BYTES`."""
 
 
-async def _read_capped(response: httpx.Response) -> bytes:
+async def read_capped(response: httpx.Response) -> bytes:
+    """The streamed body, or `BodyTooLarge` past `MAX_BODY_BYTES` (declared or read)."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _BodyTooLarge
+        raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise _BodyTooLarge
+            raise BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mcpgw_core.api import Reason, TokenEndpointAuthMethod
 from mcpgw_core.errors import OAuthError
-from mcpgw_core.http import MAX_BODY_BYTES, HttpError, HttpReply
+from mcpgw_core.http import BodyTooLarge, HttpError, HttpReply, read_capped
 from mcpgw_core.redact import strip_control
 
 DEFAULT_TIME_LIMIT_SECONDS: Final = 10.0
@@ -247,8 +247,9 @@ def _ambiguous(reason: str, message: str, *, retryable: bool) -> TokenEndpointEr
     return TokenEndpointError(reason, message, definite=False, retryable=retryable)
 
 
-# --- Transport. Kept minimal and local because `mcpgw_core.http.send` posts JSON only; merge
-# --- it there once `send` accepts a form body and an overall deadline.
+# --- Transport. Local rather than `mcpgw_core.http.send` because every transport failure here
+# --- must become an ambiguous `TokenEndpointError` (delete nothing, maybe retry), which the
+# --- refresher and the callback decide on; the body cap is the shared one.
 
 
 async def _post_form(
@@ -271,7 +272,9 @@ async def _post_form(
         async with asyncio.timeout(time_limit):
             response = await client.send(request, stream=True, follow_redirects=False)
             try:
-                content = await _read_capped(response)
+                content: bytes | None = await read_capped(response)
+            except BodyTooLarge:
+                content = None
             finally:
                 await response.aclose()
     except (TimeoutError, httpx.TimeoutException) as exc:
@@ -285,14 +288,3 @@ async def _post_form(
     if content is None:
         raise _ambiguous(reason, "token endpoint answer exceeds the body cap", retryable=retry)
     return HttpReply("POST", url, response.status_code, response.headers, content)
-
-
-async def _read_capped(response: httpx.Response) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
